@@ -1,0 +1,120 @@
+"""Stored ACL policies of a namespace and the ACL of a set of policy names.
+
+Policies live in ``("ns", id, "pol")`` under blind-indexed names (a policy name never appears in storage);
+the record holds ``{"name", "policy"}``. ``root`` is built in and never stored; ``default`` is written at
+initialisation, may be edited, and cannot be deleted, as in Vault.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from strongroom.auth.acl import ACL
+from strongroom.auth.default_policies import DEFAULT_POLICY_NAME, DEFAULT_POLICY_TEXT, ROOT_POLICY_NAME
+from strongroom.auth.policy import Policy, normalize_policy_name, parse_policy
+from strongroom.core.namespace import NamespaceKeys
+from strongroom.errors import CorruptRecord, InvalidRequest
+from strongroom.storage.base import Transaction
+
+_ENTRY = ("p",)
+
+
+def _decode(raw: bytes) -> Policy:
+    try:
+        doc = orjson.loads(raw)
+        return parse_policy(doc["policy"], doc["name"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, InvalidRequest) as exc:
+        raise CorruptRecord("malformed policy record") from exc
+
+
+class PolicyStore:
+    """Policies of one namespace inside one transaction."""
+
+    __slots__ = ("_index", "_keys")
+
+    def __init__(self, tx: Transaction, keys: NamespaceKeys) -> None:
+        self._keys = keys
+        self._index = keys.paths(tx, "pol")
+
+    @staticmethod
+    def normalize(name: str) -> str:
+        """Return the stored form of a policy name (Vault lowercases them).
+
+        Raises:
+            InvalidRequest: the name is empty or contains a slash.
+        """
+        name = name.strip().lower()
+        if not name or "/" in name or len(name) > 256:
+            raise InvalidRequest(f"invalid policy name {name!r}")
+        return name
+
+    async def get(self, name: str) -> Policy | None:
+        """Return the parsed policy ``name``, or ``None``. ``root`` is not a stored policy."""
+        name = self.normalize(name)
+        if name == ROOT_POLICY_NAME:
+            return None
+        entry = self._index.entry(self._index.id_of(name))
+        return await entry.get_decoded(_ENTRY, _decode, self._keys.cache)
+
+    async def put(self, name: str, text: str) -> Policy:
+        """Parse and store a policy (create or replace).
+
+        Raises:
+            InvalidRequest: the name is ``root`` or invalid, or the policy does not parse.
+        """
+        name = normalize_policy_name(name)
+        if "/" in name or len(name) > 256:
+            raise InvalidRequest(f"invalid policy name {name!r}")
+        policy = parse_policy(text, name)
+        entry_id = await self._index.link(name)
+        self._index.entry(entry_id).put_json(_ENTRY, {"name": name, "policy": text})
+        return policy
+
+    async def delete(self, name: str) -> None:
+        """Delete a policy (no error if absent).
+
+        Raises:
+            InvalidRequest: the policy is ``root`` or ``default``.
+        """
+        name = self.normalize(name)
+        if name in (ROOT_POLICY_NAME, DEFAULT_POLICY_NAME):
+            raise InvalidRequest(f'cannot delete "{name}" policy')
+        entry = self._index.entry(self._index.id_of(name))
+        if await entry.exists(*_ENTRY):
+            entry.clear(*_ENTRY)
+            await self._index.unlink(name)
+
+    async def names(self) -> list[str]:
+        """Return every policy name, ``root`` included, sorted."""
+        names = await self._index.list("")
+        return sorted({*names, ROOT_POLICY_NAME})
+
+    async def write_default(self) -> None:
+        """Store Vault's built-in ``default`` policy (at initialisation)."""
+        await self.put(DEFAULT_POLICY_NAME, DEFAULT_POLICY_TEXT)
+
+    async def acl(self, names: tuple[str, ...]) -> ACL:
+        """Return the ACL of a token holding ``names``; unknown names are ignored, as in Vault."""
+        if ROOT_POLICY_NAME in names:
+            return ACL.root()
+        policies: list[Policy] = []
+        for n in names:
+            p = await self.get(n)
+            if p is not None:
+                policies.append(p)
+        signature = b"".join(id(p).to_bytes(8, "little") for p in policies)
+        slot = b"acl\x00" + "\x00".join(names).encode()
+        hit = self._keys.cache.get(slot)
+        if hit is not None and hit[0] == signature:
+            acl: ACL = hit[1]
+            return acl
+        built = ACL(policies)
+        self._keys.cache[slot] = (signature, built)
+        return built
+
+
+def describe(policy: Policy) -> dict[str, Any]:
+    """Return ``{"name", "policy"}`` as ``sys/policies/acl/:name`` shows it."""
+    return {"name": policy.name, "policy": policy.raw}

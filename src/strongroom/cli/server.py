@@ -1,0 +1,192 @@
+"""``strongroom server``: run a node (optionally in dev mode) behind uvicorn.
+
+Without ``--dev`` the node starts sealed and, on a new store, uninitialised. ``--dev`` initialises with
+one key share, unseals, mounts KV v2 at ``secret/`` and prints the unseal key and root token like
+``vault server -dev``. On a persistent store (the default SQLite file under ``.strongroom/``) dev mode
+keeps its data across restarts by writing the unseal key and root token to a file beside the store,
+mode 0600, with a loud warning: the only case where strongroom puts a key on disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from strongroom.api.app import VaultApp
+from strongroom.cli.config import ServerConfig, load_config, merge_flags
+from strongroom.core.node import Node, NodeSettings
+from strongroom.core.vault import InitRequest
+from strongroom.engines.bootstrap import setup_hook
+from strongroom.errors import StrongroomError
+from strongroom.storage.url import open_store
+
+DEFAULT_LISTEN = "127.0.0.1:8200"
+DEFAULT_STORAGE = "sqlite:///.strongroom/strongroom.db"
+DEV_KEY_FILE = "dev-unseal.json"
+
+log = logging.getLogger("strongroom.server")
+
+
+def register(sub: Any) -> None:
+    """Add the ``server`` subcommand to the top-level parser's subparsers."""
+    p = sub.add_parser("server", help="run a strongroom server", description=__doc__)
+    p.add_argument("--config", help="HCL or JSON configuration file (Vault's format)")
+    p.add_argument("--listen", help=f"HOST:PORT to listen on (default {DEFAULT_LISTEN})")
+    p.add_argument("--storage", help=f"storage URL (default {DEFAULT_STORAGE}); passwords never go in it")
+    p.add_argument("--tls-cert", help="PEM certificate file; serves HTTPS with --tls-key")
+    p.add_argument("--tls-key", help="PEM private key file")
+    p.add_argument("--log-level", help="trace, debug, info, warn or error")
+    p.add_argument("--max-request-size", type=int, help="largest request body in bytes (default 32 MiB)")
+    p.add_argument("--dev", action="store_true", help="development mode: initialised, unsealed, KV v2 at secret/")
+    p.add_argument("--dev-root-token-id", help="fixed root token for dev mode")
+    p.set_defaults(func=run)
+
+
+def resolve(args: argparse.Namespace) -> ServerConfig:
+    """Merge the config file (if any) and the flags; flags win."""
+    config = load_config(args.config) if args.config else ServerConfig()
+    return merge_flags(
+        config,
+        listen_address=args.listen,
+        storage_url=args.storage,
+        tls_cert_file=args.tls_cert,
+        tls_key_file=args.tls_key,
+        log_level=args.log_level,
+        max_request_size=args.max_request_size,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``strongroom server``; returns the exit code."""
+    try:
+        config = resolve(args)
+    except StrongroomError as exc:
+        print(f"Error: {exc.message}", file=sys.stderr)
+        return 1
+    level = (config.log_level or "info").upper().replace("WARN", "WARNING").replace("TRACE", "DEBUG")
+    logging.basicConfig(level=level, format="%(asctime)s [%(levelname)s] %(name)s: %(message)s")
+    for warning in config.warnings:
+        log.warning("%s", warning)
+    try:
+        asyncio.run(serve(config, dev=args.dev, dev_root_token_id=args.dev_root_token_id))
+    except StrongroomError as exc:
+        print(f"Error: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def _uvloop() -> str:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
+
+
+async def serve(config: ServerConfig, *, dev: bool, dev_root_token_id: str | None) -> None:
+    """Open the store, prepare dev mode if asked, and serve until stopped."""
+    import uvicorn
+
+    url = config.storage_url or DEFAULT_STORAGE
+    store = open_store(url)
+    settings = NodeSettings(max_request_bytes=config.max_request_size or 32 * 1024 * 1024, dev=dev)
+    node = Node(store, settings=settings)
+    listen = config.listen_address or DEFAULT_LISTEN
+    host, _, port = listen.rpartition(":")
+    tls = bool(config.tls_cert_file) and not config.tls_disable
+    scheme = "https" if tls else "http"
+    if dev:
+        await start_dev(node, url, f"{scheme}://{listen}", dev_root_token_id)
+    uv = uvicorn.Config(
+        VaultApp(node),
+        host=host.strip("[]") or "127.0.0.1",
+        port=int(port),
+        ssl_certfile=config.tls_cert_file if tls else None,
+        ssl_keyfile=config.tls_key_file if tls else None,
+        log_level=(config.log_level or "info").replace("trace", "debug").replace("warn", "warning"),
+        access_log=False,
+        http="httptools",
+        loop=_uvloop(),
+        lifespan="off",
+        server_header=False,
+        date_header=False,
+    )
+    server = uvicorn.Server(uv)
+    log.info("strongroom %s listening on %s://%s (storage: %s)", node.version, scheme, listen, store.kind)
+    try:
+        await server.serve()
+    finally:
+        await node.close()
+
+
+def _dev_key_path(url: str) -> Path | None:
+    """Where dev mode keeps its unseal key for a persistent store (``None`` for memory)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    rest = url[len("sqlite:///"):]
+    db = Path(rest) if not rest.startswith("/") else Path(rest)
+    return db.parent / DEV_KEY_FILE
+
+
+async def start_dev(node: Node, url: str, address: str, root_token_id: str | None) -> None:
+    """Initialise (or reopen) and unseal a dev-mode vault, then print how to reach it."""
+    key_path = _dev_key_path(url)
+    config = await node.root.seal_config()
+    if config is None:
+        result = await node.root.initialize(
+            InitRequest(1, 1), setup_hook(node.clock, dev_kv=True, root_token_id=root_token_id)
+        )
+        unseal_key, root_token = result.keys_base64[0], result.root_token
+        if key_path is not None:
+            key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(orjson.dumps({"unseal_key": unseal_key, "root_token": root_token}))
+    else:
+        if key_path is None or not key_path.exists():
+            raise StrongroomError(
+                "dev mode found an initialised store but no dev unseal key beside it; "
+                "use a new --storage or start without --dev and unseal it"
+            )
+        saved = orjson.loads(key_path.read_bytes())
+        unseal_key, root_token = saved["unseal_key"], saved["root_token"]
+    await node.root.submit_unseal(unseal_key)
+    _print_dev_banner(address, unseal_key, root_token, key_path)
+
+
+def _print_dev_banner(address: str, unseal_key: str, root_token: str, key_path: Path | None) -> None:
+    lines = [
+        "WARNING! dev mode is enabled! In this mode, strongroom runs unsealed with a single unseal key",
+        "and serves plain HTTP on loopback. Never use it for real secrets.",
+        "",
+    ]
+    if key_path is not None:
+        lines += [
+            f"WARNING! The dev unseal key and root token are stored in clear in {key_path} (mode 0600)",
+            "so the dev server keeps its data across restarts. This is the only case in which strongroom",
+            "writes a key to disk.",
+            "",
+        ]
+    lines += [
+        "You may need to set the following environment variables:",
+        "",
+        f"    $ export VAULT_ADDR='{address}'",
+        "",
+        "The unseal key and root token are displayed below in case you want to",
+        "seal/unseal the server or re-authenticate.",
+        "",
+        f"Unseal Key: {unseal_key}",
+        f"Root Token: {root_token}",
+        "",
+    ]
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()

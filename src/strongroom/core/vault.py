@@ -1,0 +1,261 @@
+"""The seal lifecycle of one namespace's vault: initialise, unseal, seal, rotate.
+
+:class:`Vault` owns the in-memory key state of a namespace (``keys`` is ``None`` while sealed) and the
+unseal ceremony's progress. What it writes to storage:
+
+* ``("ns", id, "seal")`` in clear: the seal configuration (type, shares, threshold, cluster name and id);
+* ``("ns", id, "keyring")``: the keyring encrypted by the root key.
+
+Initialisation is one storage transaction, including whatever the ``setup`` hook writes (default mounts,
+policies and the root token), so a crash leaves the vault either uninitialised or fully initialised.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from strongroom.barrier.keyring import Keyring
+from strongroom.clock import Clock
+from strongroom.core.namespace import ROOT_NAMESPACE_ID, NamespaceKeys
+from strongroom.core.seal import SealConfig, ShareCollector, decode_share
+from strongroom.crypto import pgp
+from strongroom.crypto.aead import generate_key
+from strongroom.crypto.random import random_uuid
+from strongroom.crypto.secret import SecretBytes
+from strongroom.crypto.shamir import split_key, validate_seal_config
+from strongroom.errors import (
+    AlreadyInitialized,
+    DecryptionFailed,
+    InvalidRequest,
+    InvalidShare,
+    NotInitialized,
+)
+from strongroom.storage.base import Store, Transaction, transactional
+from strongroom.storage.subspace import check_layout, namespace
+
+SetupHook = Callable[[Transaction, NamespaceKeys], Awaitable[str]]
+"""Writes a new vault's initial records in the init transaction and returns the root token."""
+
+
+@dataclass(frozen=True)
+class InitRequest:
+    """Parameters of ``sys/init`` (validated by :meth:`Vault.initialize`)."""
+
+    secret_shares: int
+    secret_threshold: int
+    pgp_keys: tuple[str, ...] = ()
+    root_token_pgp_key: str = ""
+
+
+@dataclass(frozen=True)
+class InitResult:
+    """What ``sys/init`` returns. ``keys`` are hex, ``keys_base64`` base64 (of PGP messages if asked)."""
+
+    keys: list[str]
+    keys_base64: list[str]
+    root_token: str
+
+
+def encode_shares(shares: list[bytes], pgp_keys: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """Return ``(hex, base64)`` forms of shares, PGP-encrypting the hex text of each if keys are given.
+
+    Raises:
+        InvalidRequest: a PGP key cannot be parsed.
+    """
+    if pgp_keys:
+        messages, _ = pgp.encrypt_shares(shares, list(pgp_keys))
+        return [m.hex() for m in messages], [base64.b64encode(m).decode() for m in messages]
+    return [s.hex() for s in shares], [base64.b64encode(s).decode() for s in shares]
+
+
+class Vault:
+    """The seal state of one namespace on this node."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        ns_id: bytes = ROOT_NAMESPACE_ID,
+        path: str = "",
+        unseal_expiry: float | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.ns_id = ns_id
+        self.path = path
+        self.space = namespace(ns_id)
+        self.keys: NamespaceKeys | None = None
+        self.unseal_progress = ShareCollector(clock, unseal_expiry)
+        self._config: SealConfig | None = None
+
+    def __repr__(self) -> str:
+        return f"Vault(path={self.path!r}, sealed={self.sealed})"
+
+    @property
+    def sealed(self) -> bool:
+        """Whether this node holds no keys for the namespace."""
+        return self.keys is None
+
+    @property
+    def keyring_key(self) -> bytes:
+        """Physical key of the keyring record (its associated data)."""
+        return self.space.key("keyring")
+
+    async def seal_config(self) -> SealConfig | None:
+        """Return the stored seal configuration, or ``None`` if uninitialised."""
+        if self._config is not None:
+            return self._config
+
+        async def read(tx: Transaction) -> bytes | None:
+            return await tx.get(self.space.key("seal"))
+
+        raw = await transactional(self.store, read)
+        if raw is None:
+            return None
+        self._config = SealConfig.from_json(orjson.loads(raw))
+        return self._config
+
+    async def initialize(self, request: InitRequest, setup: SetupHook) -> InitResult:
+        """Create the root key, its shares, the keyring and the initial records; stay sealed.
+
+        Raises:
+            AlreadyInitialized: the namespace already has a seal configuration.
+            InvalidRequest: bad share parameters or PGP keys.
+        """
+        validate_seal_config(request.secret_shares, request.secret_threshold)
+        if request.pgp_keys and len(request.pgp_keys) != request.secret_shares:
+            raise InvalidRequest(
+                f"{len(request.pgp_keys)} PGP keys supplied but secret shares count is "
+                f"{request.secret_shares}"
+            )
+        fingerprints = tuple(pgp.parse_public_key(k).fingerprint for k in request.pgp_keys)
+        token_key = pgp.parse_public_key(request.root_token_pgp_key) if request.root_token_pgp_key else None
+        root_key = generate_key()
+        shares = split_key(root_key, request.secret_shares, request.secret_threshold)
+        keys_hex, keys_b64 = encode_shares(shares, request.pgp_keys)
+        config = SealConfig(
+            type="shamir",
+            secret_shares=request.secret_shares,
+            secret_threshold=request.secret_threshold,
+            pgp_fingerprints=fingerprints,
+        )
+        cluster = {"cluster_name": "strongroom-cluster-" + random_uuid()[:8], "cluster_id": random_uuid()}
+
+        async def init(tx: Transaction) -> str:
+            await check_layout(tx)
+            if await tx.get(self.space.key("seal")) is not None:
+                raise AlreadyInitialized()
+            keyring = Keyring.generate(self.clock.now())
+            keys = NamespaceKeys.build(self.ns_id, self.path, root_key, keyring)
+            tx.set(self.space.key("seal"), orjson.dumps({**config.to_json(), **cluster}))
+            tx.set(self.keyring_key, keyring.seal(root_key, self.keyring_key))
+            return await setup(tx, keys)
+
+        root_token = await transactional(self.store, init)
+        self._config = config
+        if token_key is not None:
+            root_token = base64.b64encode(pgp.encrypt(root_token.encode(), token_key)).decode()
+        return InitResult(keys=keys_hex, keys_base64=keys_b64, root_token=root_token)
+
+    async def cluster_info(self) -> dict[str, str]:
+        """Return ``cluster_name`` and ``cluster_id`` (empty strings before init)."""
+
+        async def read(tx: Transaction) -> bytes | None:
+            return await tx.get(self.space.key("seal"))
+
+        raw = await transactional(self.store, read)
+        doc = orjson.loads(raw) if raw else {}
+        return {"cluster_name": doc.get("cluster_name", ""), "cluster_id": doc.get("cluster_id", "")}
+
+    async def load_keys(self, root_key: SecretBytes) -> NamespaceKeys:
+        """Decrypt the keyring with ``root_key`` and return the namespace keys (does not unseal).
+
+        Raises:
+            InvalidShare: the key does not open the keyring.
+        """
+
+        async def read(tx: Transaction) -> bytes | None:
+            return await tx.get(self.keyring_key)
+
+        blob = await transactional(self.store, read)
+        if blob is None:
+            raise NotInitialized()
+        try:
+            keyring = Keyring.open(root_key, self.keyring_key, blob)
+        except DecryptionFailed:
+            raise InvalidShare(
+                "Error unsealing: the unseal keys did not reconstruct the root key"
+            ) from None
+        return NamespaceKeys.build(self.ns_id, self.path, root_key, keyring)
+
+    async def submit_unseal(self, key: str | None, reset: bool = False) -> None:
+        """Process one ``sys/unseal`` call: add a share, or reset the progress.
+
+        Raises:
+            NotInitialized: the vault has no seal configuration yet.
+            InvalidRequest: neither key nor reset given, undecodable key, or reset while unsealed.
+            InvalidShare: bad share, or the threshold was reached with shares that do not combine.
+        """
+        config = await self.seal_config()
+        if config is None:
+            raise NotInitialized()
+        if reset:
+            if not self.sealed:
+                raise InvalidRequest("vault is unsealed")
+            self.unseal_progress.reset()
+            return
+        if not key:
+            raise InvalidRequest(
+                "'key' must be specified in request body as JSON, or 'reset' set to true"
+            )
+        if not self.sealed:
+            return
+        share = decode_share(key)
+        root_key = self.unseal_progress.add(share, config)
+        if root_key is not None:
+            self.keys = await self.load_keys(root_key)
+
+    def seal(self) -> None:
+        """Forget the keys and any unseal progress on this node."""
+        self.keys = None
+        self.unseal_progress.reset()
+
+    async def status(self) -> dict[str, Any]:
+        """Return the fields of Vault's seal-status body that depend on this namespace."""
+        config = await self.seal_config()
+        info = await self.cluster_info() if not self.sealed else {"cluster_name": "", "cluster_id": ""}
+        return {
+            "type": config.type if config else "shamir",
+            "initialized": config is not None,
+            "sealed": self.sealed,
+            "t": config.secret_threshold if config else 0,
+            "n": config.secret_shares if config else 0,
+            "progress": self.unseal_progress.progress,
+            "nonce": self.unseal_progress.nonce,
+            **info,
+        }
+
+    async def write_keyring(self, tx: Transaction, keys: NamespaceKeys) -> None:
+        """Store ``keys.keyring`` sealed by ``keys.root_key`` in ``tx``."""
+        tx.set(self.keyring_key, keys.keyring.seal(keys.root_key, self.keyring_key))
+
+    def install(self, keys: NamespaceKeys) -> None:
+        """Adopt new key state after a committed rotate or rekey."""
+        self.keys = keys
+
+    async def update_config(self, tx: Transaction, config: SealConfig) -> None:
+        """Replace the stored seal configuration (shares/threshold) in ``tx``, keeping cluster info."""
+        raw = await tx.get(self.space.key("seal"))
+        doc = orjson.loads(raw) if raw else {}
+        doc.update(config.to_json())
+        tx.set(self.space.key("seal"), orjson.dumps(doc))
+
+    def forget_config(self) -> None:
+        """Drop the cached seal configuration (after a rekey committed)."""
+        self._config = None

@@ -1,0 +1,159 @@
+"""The request pipeline below HTTP: seal check, authentication, mount routing, ACL, one transaction.
+
+Order of checks for an authenticated path, as in Vault: the node must be unsealed (``Vault is sealed``,
+503); the token must be valid (403 ``permission denied``); the mount is found by longest prefix and the
+route by specificity; a write with an existence check becomes ``create`` or ``update``; the ACL must
+allow the operation (with ``sudo`` on root-protected paths). Everything, including a limited-use token's
+use count, happens in one storage transaction that :func:`~strongroom.storage.base.transactional`
+retries on conflict.
+
+Unauthenticated system paths (``sys/init``, ``sys/unseal``, ``sys/seal-status``, ``sys/health`` ...) run
+first, before the seal check, with an :class:`OpenContext`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from strongroom.auth.acl import ACL
+from strongroom.auth.policy_store import PolicyStore
+from strongroom.auth.tokens import TokenEntry, TokenStore
+from strongroom.core.mounts import MountEntry, load_table
+from strongroom.core.node import Node
+from strongroom.core.vault import Vault
+from strongroom.engines.context import Context
+from strongroom.engines.framework import Backend, Operation, Request, Response
+from strongroom.engines.open import OpenContext
+from strongroom.engines.registry import backend_for, open_backend
+from strongroom.errors import NotFound, PermissionDenied, Sealed, UnsupportedPath
+from strongroom.storage.base import Transaction, transactional
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A request as the API hands it over: HTTP already decoded, nothing interpreted yet."""
+
+    operation: Operation
+    path: str
+    data: dict[str, Any]
+    namespace: str = ""
+    token: str = ""
+    request_id: str = ""
+
+
+class Router:
+    """Dispatches :class:`Incoming` requests for one node."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._open: Backend[OpenContext] = open_backend()
+
+    async def handle(self, incoming: Incoming) -> Response | None:
+        """Run one request to completion and return the handler's response.
+
+        Raises:
+            StrongroomError: any subclass; the API layer maps it to a status code.
+        """
+        vault = self.node.vault(incoming.namespace)
+        if incoming.path.startswith("sys/"):
+            try:
+                match = self._open.match(incoming.path[4:])
+            except UnsupportedPath:
+                pass
+            else:
+                request = Request(incoming.operation, incoming.path[4:], incoming.data, "sys/",
+                                  incoming.namespace, incoming.token, True)
+                handler = self._open.handler_for(match, incoming.operation)
+                ctx = OpenContext(self.node, vault, incoming.request_id, incoming.token, self)
+                return await handler(ctx, request, match.parse(incoming.data))
+        keys = vault.keys
+        if keys is None:
+            raise Sealed()
+
+        async def run(tx: Transaction) -> tuple[Response | None, list[Callable[[], None]]]:
+            return await self._authorized(tx, vault, incoming)
+
+        response, after_commit = await transactional(self.node.store, run)
+        for action in after_commit:
+            action()
+        return response
+
+    async def authenticate(self, tx: Transaction, vault: Vault, token: str) -> TokenEntry:
+        """Return the live token entry for ``token``.
+
+        Raises:
+            Sealed: the namespace is sealed.
+            PermissionDenied: no token, or not a live token.
+        """
+        keys = vault.keys
+        if keys is None:
+            raise Sealed()
+        if not token:
+            raise PermissionDenied()
+        entry = await TokenStore(tx, keys, self.node.clock).lookup(token)
+        if entry is None:
+            raise PermissionDenied()
+        return entry
+
+    async def _authorized(
+        self, tx: Transaction, vault: Vault, incoming: Incoming
+    ) -> tuple[Response | None, list[Callable[[], None]]]:
+        keys = vault.keys
+        if keys is None:
+            raise Sealed()
+        entry = await self.authenticate(tx, vault, incoming.token)
+        acl = await PolicyStore(tx, keys).acl(entry.policies)
+        table = await load_table(tx, keys)
+        mount = table.match(incoming.path)
+        if mount is None:
+            acl.check(_acl_operation(incoming.operation), incoming.path, incoming.data)
+            raise UnsupportedPath(f"no handler for route \"{incoming.path}\". route entry not found.")
+        prefix = mount.path if mount.kind == "secret" else "auth/" + mount.path
+        relative = incoming.path[len(prefix):] if len(incoming.path) >= len(prefix) else ""
+        ctx = Context(self.node, keys, tx, mount, entry, incoming.token, acl, incoming.request_id)
+        response = await self.dispatch(ctx, mount, incoming, relative, acl)
+        await TokenStore(tx, keys, self.node.clock).use(entry)
+        return response, ctx.after_commit
+
+    async def dispatch(
+        self, ctx: Context, mount: MountEntry, incoming: Incoming, relative: str, acl: ACL
+    ) -> Response | None:
+        """Route inside ``mount``, check the ACL and run the handler."""
+        backend = backend_for(mount)
+        match = backend.match(relative)
+        fields = match.parse(incoming.data)
+        request = Request(incoming.operation, relative, incoming.data,
+                          mount.path, incoming.namespace, incoming.token)
+        operation = incoming.operation
+        existence = match.route.existence
+        if operation is Operation.UPDATE and existence is not None:
+            exists = await existence(ctx, request, fields)
+            operation = Operation.UPDATE if exists else Operation.CREATE
+            request = request.with_operation(operation)
+        handler = backend.handler_for(match, operation)
+        if not match.route.self_authorizing:
+            acl.check(_acl_operation(operation), incoming.path, incoming.data, requires_sudo=match.route.sudo)
+        response = await handler(ctx, request, fields)
+        if response is None and operation in (Operation.READ, Operation.LIST):
+            raise NotFound()
+        if (
+            operation is Operation.LIST
+            and response is not None
+            and response.data is not None
+            and not response.data.get("keys")
+        ):
+            raise NotFound()
+        return response
+
+
+def _acl_operation(operation: Operation) -> str:
+    return str(operation.value)
+
+
+def authenticated_caller(entry: TokenEntry | None) -> TokenEntry:
+    """Return ``entry`` or raise :class:`PermissionDenied` (for handlers that need a caller)."""
+    if entry is None:
+        raise PermissionDenied()
+    return entry

@@ -1,0 +1,55 @@
+"""``sys/seal``, ``sys/step-down``, ``sys/rotate`` (and OpenBao's ``sys/rotate/keyring``), ``sys/key-status``.
+
+Rotation writes the new keyring in the request's transaction and adopts it in memory only after the
+commit, so a failed commit can never leave this node encrypting under a term storage does not have.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strongroom.clock import rfc3339
+from strongroom.core.namespace import NamespaceKeys
+from strongroom.engines.context import Context
+from strongroom.engines.fields import NoFields
+from strongroom.engines.framework import Operation, Request, Response, Route
+
+SysRoute = Route[Context, Any]
+
+
+async def seal(ctx: Context, req: Request, f: NoFields) -> None:
+    vault = ctx.node.vault(req.namespace)
+    ctx.after_commit.append(vault.seal)
+
+
+async def step_down(ctx: Context, req: Request, f: NoFields) -> None:
+    # A node without HA standbys has nothing to step down from; Vault answers 204 as well.
+    return None
+
+
+async def rotate(ctx: Context, req: Request, f: NoFields) -> None:
+    vault = ctx.node.vault(req.namespace)
+    keys = ctx.keys
+    rotated = NamespaceKeys.build(keys.ns_id, keys.path, keys.root_key, keys.keyring.rotated(ctx.clock.now()))
+    await vault.write_keyring(ctx.tx, rotated)
+    ctx.after_commit.append(lambda: vault.install(rotated))
+
+
+async def key_status(ctx: Context, req: Request, f: NoFields) -> Response:
+    term = ctx.keys.keyring.active
+    data = {
+        "term": term.number,
+        "install_time": rfc3339(term.install_time),
+        "encryptions": ctx.keys.barrier.encryptions,
+    }
+    return Response(data=data, sys_inject=True)
+
+
+ROUTES: list[SysRoute] = [
+    Route("seal", NoFields, {Operation.UPDATE: seal}, sudo=True),
+    Route("step-down", NoFields, {Operation.UPDATE: step_down}, sudo=True),
+    Route("rotate", NoFields, {Operation.UPDATE: rotate}, sudo=True),
+    Route("rotate/keyring", NoFields, {Operation.UPDATE: rotate}, sudo=True),
+    Route("key-status", NoFields, {Operation.READ: key_status}, sudo=True),
+    Route("rotate/keyring/status", NoFields, {Operation.READ: key_status}, sudo=True),
+]
