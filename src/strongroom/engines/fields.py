@@ -16,7 +16,6 @@ import re
 import types
 import typing
 from collections.abc import Mapping
-from functools import cache
 from typing import Any, NewType, TypeVar, Union
 
 from strongroom.errors import InvalidRequest
@@ -150,14 +149,20 @@ def _coerce(value: Any, annotation: Any, name: str) -> Any:
     raise TypeError(f"unsupported field annotation {annotation!r}")
 
 
-@cache
+_SPECS: dict[type[Any], tuple[tuple[str, Any, bool], ...]] = {}
+
+
 def _field_specs(cls: type[Any]) -> tuple[tuple[str, Any, bool], ...]:
+    cached = _SPECS.get(cls)
+    if cached is not None:
+        return cached
     hints = typing.get_type_hints(cls)
     specs = []
     for f in dataclasses.fields(cls):
         has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
         specs.append((f.name, hints[f.name], has_default))
-    return tuple(specs)
+    _SPECS[cls] = tuple(specs)
+    return _SPECS[cls]
 
 
 def parse_fields(cls: type[T], data: Mapping[str, Any]) -> T:
