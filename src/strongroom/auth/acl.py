@@ -170,6 +170,32 @@ class ACL:
             return ["deny"]
         return sorted(name for name, bit in _BITS.items() if bits & bit)
 
+    def has_access_under(self, prefix: str) -> bool:
+        """Whether the ACL grants any non-deny capability at ``prefix`` or on any path below it.
+
+        This is Vault's ``hasMountAccess``: ``sys/internal/ui/mounts/:path`` shows a mount to a token that
+        can reach something inside it, even when it has no rule on the mount path itself.
+        """
+        if self._is_root:
+            return True
+        if self.capabilities(prefix) != ["deny"]:
+            return True
+        useful = sum(_BITS[c] for c in ("create", "read", "update", "delete", "list", "patch"))
+        for table in (self._exact, self._globs):
+            for path, perms in table.items():
+                if path.startswith(prefix) and perms.bits & useful and not perms.bits & _DENY:
+                    return True
+        parts = prefix.rstrip("/").split("/")
+        for wc in self._wildcards:
+            head = wc.parts[: len(parts)]
+            if (
+                all(w in ("+", p) for w, p in zip(head, parts, strict=False))
+                and wc.perms.bits & useful
+                and not wc.perms.bits & _DENY
+            ):
+                return True
+        return False
+
     def check(
         self,
         operation: str,

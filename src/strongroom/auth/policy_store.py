@@ -95,8 +95,12 @@ class PolicyStore:
         """Store Vault's built-in ``default`` policy (at initialisation)."""
         await self.put(DEFAULT_POLICY_NAME, DEFAULT_POLICY_TEXT)
 
-    async def acl(self, names: tuple[str, ...]) -> ACL:
-        """Return the ACL of a token holding ``names``; unknown names are ignored, as in Vault."""
+    async def acl(self, names: tuple[str, ...], now: float) -> ACL:
+        """Return the ACL of a token holding ``names`` at time ``now``; unknown names are ignored, as in Vault.
+
+        ACLs are cached per policy set; a cached ACL is reused only while the same decoded policies back
+        it and none of its rules has expired since it was built.
+        """
         if ROOT_POLICY_NAME in names:
             return ACL.root()
         policies: list[Policy] = []
@@ -109,8 +113,9 @@ class PolicyStore:
         hit = self._keys.cache.get(slot)
         if hit is not None and hit[0] == signature:
             acl: ACL = hit[1]
-            return acl
-        built = ACL(policies)
+            if acl.expires_at is None or now < acl.expires_at:
+                return acl
+        built = ACL(policies, now=now)
         self._keys.cache[slot] = (signature, built)
         return built
 

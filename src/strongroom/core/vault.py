@@ -27,7 +27,7 @@ from strongroom.crypto import pgp
 from strongroom.crypto.aead import generate_key
 from strongroom.crypto.random import random_uuid
 from strongroom.crypto.secret import SecretBytes
-from strongroom.crypto.shamir import split_key, validate_seal_config
+from strongroom.crypto.shamir import INIT_ERROR_PREFIX, split_key, validate_seal_config
 from strongroom.errors import (
     AlreadyInitialized,
     DecryptionFailed,
@@ -128,12 +128,12 @@ class Vault:
             AlreadyInitialized: the namespace already has a seal configuration.
             InvalidRequest: bad share parameters or PGP keys.
         """
-        validate_seal_config(request.secret_shares, request.secret_threshold)
-        if request.pgp_keys and len(request.pgp_keys) != request.secret_shares:
-            raise InvalidRequest(
-                f"{len(request.pgp_keys)} PGP keys supplied but secret shares count is "
-                f"{request.secret_shares}"
+        try:
+            validate_seal_config(
+                request.secret_shares, request.secret_threshold, pgp_key_count=len(request.pgp_keys)
             )
+        except InvalidRequest as exc:
+            raise InvalidRequest(INIT_ERROR_PREFIX + exc.message) from None
         fingerprints = tuple(pgp.parse_public_key(k).fingerprint for k in request.pgp_keys)
         token_key = pgp.parse_public_key(request.root_token_pgp_key) if request.root_token_pgp_key else None
         root_key = generate_key()

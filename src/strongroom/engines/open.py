@@ -43,7 +43,7 @@ class OpenContext:
 
         async def check(tx: Transaction) -> None:
             entry = await self.router.authenticate(tx, self.vault, self.token)
-            acl = await PolicyStore(tx, keys).acl(entry.policies)
+            acl = await PolicyStore(tx, keys).acl(entry.policies, self.node.clock.now())
             acl.check(operation, path, None, requires_sudo=True)
 
         await transactional(self.node.store, check)

@@ -104,7 +104,7 @@ class Router:
         if keys is None:
             raise Sealed()
         entry = await self.authenticate(tx, vault, incoming.token)
-        acl = await PolicyStore(tx, keys).acl(entry.policies)
+        acl = await PolicyStore(tx, keys).acl(entry.policies, self.node.clock.now())
         table = await load_table(tx, keys)
         mount = table.match(incoming.path)
         if mount is None:

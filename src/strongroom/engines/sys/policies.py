@@ -90,7 +90,7 @@ def _capabilities_response(caps: dict[str, list[str]], paths: list[str]) -> Resp
 
 
 async def _caps_for(ctx: Context, policies: tuple[str, ...], paths: list[str]) -> dict[str, list[str]]:
-    acl = await ctx.policies().acl(policies)
+    acl = await ctx.policies().acl(policies, ctx.clock.now())
     return {p: acl.capabilities(p.lstrip("/")) for p in paths}
 
 
