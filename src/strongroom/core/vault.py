@@ -30,10 +30,12 @@ from strongroom.crypto.secret import SecretBytes
 from strongroom.crypto.shamir import INIT_ERROR_PREFIX, split_key, validate_seal_config
 from strongroom.errors import (
     AlreadyInitialized,
+    CorruptRecord,
     DecryptionFailed,
     InvalidRequest,
     InvalidShare,
     NotInitialized,
+    Sealed,
 )
 from strongroom.storage.base import Store, Transaction, transactional
 from strongroom.storage.subspace import check_layout, namespace
@@ -93,6 +95,9 @@ class Vault:
         self.keys: NamespaceKeys | None = None
         self.unseal_progress = ShareCollector(clock, unseal_expiry)
         self._config: SealConfig | None = None
+        # The keyring record the in-memory keys were decrypted from; compared on every request so a
+        # rotation or rekey committed by another node (or process) is picked up at once.
+        self._keyring_blob: bytes | None = None
 
     def __repr__(self) -> str:
         return f"Vault(path={self.path!r}, sealed={self.sealed})"
@@ -221,9 +226,45 @@ class Vault:
         if root_key is not None:
             self.keys = await self.load_keys(root_key)
 
+    async def current_keys(self, tx: Transaction) -> NamespaceKeys:
+        """Return this node's keys, checked against the stored keyring inside ``tx``.
+
+        One point read per request: if the keyring record changed (a rotation by another node), the new
+        keyring is decrypted with the root key held in memory and adopted. If it no longer opens with that
+        key (a rekey elsewhere) the node seals itself: it fails closed instead of serving with stale keys.
+
+        Raises:
+            Sealed: the vault is sealed here, or had to seal because its root key is obsolete.
+            CorruptRecord: the keyring's generation went backwards (storage rolled back).
+        """
+        keys = self.keys
+        if keys is None:
+            raise Sealed()
+        blob = await tx.get(self.keyring_key)
+        if blob is not None and blob == self._keyring_blob:
+            return keys
+        if blob is None:
+            self.seal()
+            raise Sealed()
+        try:
+            keyring = Keyring.open(keys.root_key, self.keyring_key, blob)
+        except DecryptionFailed:
+            self.seal()
+            raise Sealed() from None
+        if keyring.generation < keys.keyring.generation:
+            raise CorruptRecord("the stored keyring is older than the one in memory: storage was rolled back")
+        if keyring.generation != keys.keyring.generation:
+            keys = NamespaceKeys.build(self.ns_id, self.path, keys.root_key, keyring)
+            self.keys = keys
+        self._keyring_blob = blob
+        return keys
+
     def seal(self) -> None:
         """Forget the keys and any unseal progress on this node."""
         self.keys = None
+        self._keyring_blob = None
+        # Another node may rekey while this one is sealed: read the seal configuration afresh.
+        self._config = None
         self.unseal_progress.reset()
 
     async def status(self) -> dict[str, Any]:
@@ -248,6 +289,7 @@ class Vault:
     def install(self, keys: NamespaceKeys) -> None:
         """Adopt new key state after a committed rotate or rekey."""
         self.keys = keys
+        self._keyring_blob = None
 
     async def update_config(self, tx: Transaction, config: SealConfig) -> None:
         """Replace the stored seal configuration (shares/threshold) in ``tx``, keeping cluster info."""

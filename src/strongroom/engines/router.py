@@ -21,6 +21,7 @@ from strongroom.auth.acl import ACL
 from strongroom.auth.policy_store import PolicyStore
 from strongroom.auth.tokens import TokenEntry, TokenStore
 from strongroom.core.mounts import MountEntry, load_table
+from strongroom.core.namespace import NamespaceKeys
 from strongroom.core.node import Node
 from strongroom.core.vault import Vault
 from strongroom.engines.context import Context
@@ -80,16 +81,17 @@ class Router:
             action()
         return response
 
-    async def authenticate(self, tx: Transaction, vault: Vault, token: str) -> TokenEntry:
-        """Return the live token entry for ``token``.
+    async def authenticate(
+        self, tx: Transaction, vault: Vault, token: str, keys: NamespaceKeys | None = None
+    ) -> TokenEntry:
+        """Return the live token entry for ``token`` (``keys``: already checked keys of ``vault``).
 
         Raises:
             Sealed: the namespace is sealed.
             PermissionDenied: no token, or not a live token.
         """
-        keys = vault.keys
         if keys is None:
-            raise Sealed()
+            keys = await vault.current_keys(tx)
         if not token:
             raise PermissionDenied()
         entry = await TokenStore(tx, keys, self.node.clock).lookup(token)
@@ -100,10 +102,8 @@ class Router:
     async def _authorized(
         self, tx: Transaction, vault: Vault, incoming: Incoming
     ) -> tuple[Response | None, list[Callable[[], None]]]:
-        keys = vault.keys
-        if keys is None:
-            raise Sealed()
-        entry = await self.authenticate(tx, vault, incoming.token)
+        keys = await vault.current_keys(tx)
+        entry = await self.authenticate(tx, vault, incoming.token, keys)
         acl = await PolicyStore(tx, keys).acl(entry.policies, self.node.clock.now())
         table = await load_table(tx, keys)
         mount = table.match(incoming.path)
