@@ -59,6 +59,21 @@ def bao_fresh(tmp_path: Path) -> Iterator[VaultTarget]:
 
 
 @pytest.fixture
+def dev_target(bao_dev: VaultTarget) -> VaultTarget:
+    """The server the kv/token/policy tests drive: unsealed, KV v2 at secret/, a root token.
+
+    Today that is OpenBao; parametrize this fixture to run the same tests against strongroom.
+    """
+    return bao_dev
+
+
+@pytest.fixture
+def fresh_target(bao_fresh: VaultTarget) -> VaultTarget:
+    """The server the operator tests drive: uninitialised and sealed, one per test."""
+    return bao_fresh
+
+
+@pytest.fixture
 def cli(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> Callable[[VaultTarget], Runner]:

@@ -15,8 +15,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def run(bao_dev: VaultTarget, cli: Callable[[VaultTarget], Runner]) -> Runner:
-    return cli(bao_dev)
+def run(dev_target: VaultTarget, cli: Callable[[VaultTarget], Runner]) -> Runner:
+    return cli(dev_target)
 
 
 @pytest.fixture
@@ -189,11 +189,11 @@ def test_metadata_put_get_delete(run: Runner, name: str) -> None:
     assert run("kv", "get", f"secret/{name}").code == 2
 
 
-def test_kv_v1_mount(run: Runner, name: str, bao_dev: VaultTarget) -> None:
+def test_kv_v1_mount(run: Runner, name: str, dev_target: VaultTarget) -> None:
     mount = f"v1-{name}"
     enabled = httpx.post(
-        f"{bao_dev.addr}/v1/sys/mounts/{mount}",
-        headers={"X-Vault-Token": bao_dev.token},
+        f"{dev_target.addr}/v1/sys/mounts/{mount}",
+        headers={"X-Vault-Token": dev_target.token},
         json={"type": "kv", "options": {"version": "1"}},
     )
     assert enabled.status_code == 204

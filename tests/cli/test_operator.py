@@ -44,8 +44,8 @@ def test_status_of_unreachable_server_exits_1(cli: Callable[[VaultTarget], Runne
     assert res.err.startswith("Error checking seal status:")
 
 
-def test_lifecycle(bao_fresh: VaultTarget, cli: Callable[[VaultTarget], Runner]) -> None:
-    run = cli(bao_fresh)
+def test_lifecycle(fresh_target: VaultTarget, cli: Callable[[VaultTarget], Runner]) -> None:
+    run = cli(fresh_target)
     before = run("status")
     assert before.code == 2
     assert table(before.out)["Initialized"] == "false"
@@ -73,7 +73,7 @@ def test_lifecycle(bao_fresh: VaultTarget, cli: Callable[[VaultTarget], Runner])
     assert up.code == 0
     assert "Unseal Progress" not in up.out
 
-    run_root = cli(VaultTarget(bao_fresh.addr, root))
+    run_root = cli(VaultTarget(fresh_target.addr, root))
     term = table(run_root("operator", "key-status").out)["Key Term"]
     rotated = run_root("operator", "rotate")
     assert rotated.out.startswith("Success! Rotated key")
@@ -89,12 +89,12 @@ def test_lifecycle(bao_fresh: VaultTarget, cli: Callable[[VaultTarget], Runner])
     assert json.loads(done.out)["sealed"] is False
 
 
-def test_rekey(bao_fresh: VaultTarget, cli: Callable[[VaultTarget], Runner]) -> None:
-    run = cli(bao_fresh)
+def test_rekey(fresh_target: VaultTarget, cli: Callable[[VaultTarget], Runner]) -> None:
+    run = cli(fresh_target)
     keys, root = init(run, 2, 2)
     for key in keys:
         run("operator", "unseal", key)
-    run = cli(VaultTarget(bao_fresh.addr, root))
+    run = cli(VaultTarget(fresh_target.addr, root))
 
     started = run("operator", "rekey", "-init", "-key-shares=3", "-key-threshold=2")
     assert started.code == 0, started.err
@@ -130,11 +130,11 @@ def test_rekey(bao_fresh: VaultTarget, cli: Callable[[VaultTarget], Runner]) -> 
     assert "No rekey is in progress" in idle.err
 
 
-def test_rekey_with_verification(bao_fresh: VaultTarget, cli: Callable[[VaultTarget], Runner]) -> None:
-    run = cli(bao_fresh)
+def test_rekey_with_verification(fresh_target: VaultTarget, cli: Callable[[VaultTarget], Runner]) -> None:
+    run = cli(fresh_target)
     keys, root = init(run, 1, 1)
     run("operator", "unseal", keys[0])
-    run = cli(VaultTarget(bao_fresh.addr, root))
+    run = cli(VaultTarget(fresh_target.addr, root))
 
     status = table(run("operator", "rekey", "-init", "-verify", "-key-shares=1", "-key-threshold=1").out)
     assert status["Verification Required"] == "true"
@@ -163,7 +163,7 @@ def _gpg(home: Path, *args: str, data: bytes | None = None) -> bytes:
 
 
 def test_init_with_pgp_keys(
-    bao_fresh: VaultTarget, cli: Callable[[VaultTarget], Runner], tmp_path: Path
+    fresh_target: VaultTarget, cli: Callable[[VaultTarget], Runner], tmp_path: Path
 ) -> None:
     if shutil.which("gpg") is None:
         pytest.skip("gpg is not installed")
@@ -178,7 +178,7 @@ def test_init_with_pgp_keys(
         path.write_bytes(exported)
         files.append(path)
 
-    run = cli(bao_fresh)
+    run = cli(fresh_target)
     res = run(
         "operator", "init", "-format=json", "-key-shares=2", "-key-threshold=2",
         f"-pgp-keys={files[0]},{files[1]}", f"-root-token-pgp-key={files[2]}",
@@ -192,7 +192,7 @@ def test_init_with_pgp_keys(
     for share in shares:
         out = run("operator", "unseal", share)
     assert table(out.out)["Sealed"] == "false"
-    lookup = httpx.get(f"{bao_fresh.addr}/v1/auth/token/lookup-self", headers={"X-Vault-Token": root})
+    lookup = httpx.get(f"{fresh_target.addr}/v1/auth/token/lookup-self", headers={"X-Vault-Token": root})
     assert lookup.status_code == 200
 
 

@@ -19,8 +19,8 @@ POLICY = (
 
 
 @pytest.fixture
-def run(bao_dev: VaultTarget, cli: Callable[[VaultTarget], Runner]) -> Runner:
-    return cli(bao_dev)
+def run(dev_target: VaultTarget, cli: Callable[[VaultTarget], Runner]) -> Runner:
+    return cli(dev_target)
 
 
 @pytest.fixture
