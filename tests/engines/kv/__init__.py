@@ -1,0 +1,1 @@
+"""KV engine tests."""
