@@ -67,7 +67,7 @@ async def test_metadata_write_before_data(kv: InProcessVault) -> None:
     ("body", "fragment"),
     [
         ({"custom_metadata": "x"}, "custom_metadata"),
-        ({"custom_metadata": {"a": ""}}, 'length of value for key \'a\' is 0'),
+        ({"custom_metadata": {"a": ""}}, 'length of value for key "a" is 0'),
         ({"custom_metadata": {"a": None}}, "length of value"),
         ({"custom_metadata": {"a": {"b": 1}}}, "custom_metadata validation failed"),
         ({"custom_metadata": {"k" * 129: "v"}}, "length of key"),

@@ -7,6 +7,7 @@ every secret that has metadata, including secrets whose versions are all deleted
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +52,7 @@ def _max_versions(value: int) -> int:
     return value
 
 
-def _as_string(key: str, value: Any) -> str:
+def _as_string(value: Any) -> str:
     """Vault's weak decoding of one custom_metadata value to a string."""
     if isinstance(value, str):
         return value
@@ -61,9 +62,15 @@ def _as_string(key: str, value: Any) -> str:
         return "1" if value else "0"
     if isinstance(value, int | float):
         return str(value)
+    go_type = "map[string]interface {}" if isinstance(value, dict) else "[]interface {}"
     raise InvalidRequest(
-        f"{_PREFIX}: '' expected type 'string', got unconvertible type '{type(value).__name__}' for key {key!r}"
+        f"{_PREFIX}: '' expected type 'string', got unconvertible type '{go_type}'"
     )
+
+
+def _q(text: str) -> str:
+    """Quote like Go's ``%q`` (double quotes, escapes), so messages read exactly as Vault's."""
+    return json.dumps(text, ensure_ascii=False)
 
 
 def _multierror(errors: list[str]) -> str:
@@ -82,7 +89,7 @@ def custom_metadata(raw: dict[str, Any], *, drop_nulls: bool) -> dict[str, str]:
     Raises:
         InvalidRequest: a limit is exceeded or a value is not a scalar.
     """
-    out = {str(k): _as_string(str(k), v) for k, v in raw.items() if not (drop_nulls and v is None)}
+    out = {str(k): _as_string(v) for k, v in raw.items() if not (drop_nulls and v is None)}
     if len(out) > MAX_CUSTOM_KEYS:
         raise InvalidRequest(
             _multierror([f"{_PREFIX}: payload must contain at most {MAX_CUSTOM_KEYS} keys, provided {len(out)}"])
@@ -92,17 +99,17 @@ def custom_metadata(raw: dict[str, Any], *, drop_nulls: bool) -> dict[str, str]:
         klen, vlen = len(key.encode()), len(value.encode())
         if klen == 0 or klen > MAX_CUSTOM_KEY_LENGTH:
             errors.append(
-                f"{_PREFIX}: length of key {key!r} is {klen} but must be 0 < len(key) <= {MAX_CUSTOM_KEY_LENGTH}"
+                f"{_PREFIX}: length of key {_q(key)} is {klen} but must be 0 < len(key) <= {MAX_CUSTOM_KEY_LENGTH}"
             )
         if vlen == 0 or vlen > MAX_CUSTOM_VALUE_LENGTH:
             errors.append(
-                f"{_PREFIX}: length of value for key {key!r} is {vlen} but must be "
+                f"{_PREFIX}: length of value for key {_q(key)} is {vlen} but must be "
                 f"0 < len(value) <= {MAX_CUSTOM_VALUE_LENGTH}"
             )
         if not key.isprintable():
-            errors.append(f"{_PREFIX}: key {key!r} contains unprintable characters")
+            errors.append(f"{_PREFIX}: key {_q(key)} contains unprintable characters")
         if not value.isprintable():
-            errors.append(f"{_PREFIX}: value for key {key!r} contains unprintable characters")
+            errors.append(f"{_PREFIX}: value for key {_q(key)} contains unprintable characters")
     if errors:
         raise InvalidRequest(_multierror(errors))
     return out
