@@ -1,4 +1,4 @@
-"""``strongroom server``: run a node (optionally in dev mode) behind uvicorn.
+"""``strongroom server``: run a node (optionally in dev mode) behind granian.
 
 Without ``--dev`` the node starts sealed and, on a new store, uninitialised. ``--dev`` initialises with
 one key share, unseals, mounts KV v2 at ``secret/`` and prints the unseal key and root token like
@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,9 @@ def register(sub: Any) -> None:
     p.add_argument("--tls-key", help="PEM private key file")
     p.add_argument("--log-level", help="trace, debug, info, warn or error")
     p.add_argument("--max-request-size", type=int, help="largest request body in bytes (default 32 MiB)")
-    p.add_argument("--dev", action="store_true", help="development mode: initialised, unsealed, KV v2 at secret/")
+    p.add_argument(
+        "--dev", action="store_true", help="development mode: initialised, unsealed, KV v2 at secret/"
+    )
     p.add_argument("--dev-root-token-id", help="fixed root token for dev mode")
     p.set_defaults(func=run)
 
@@ -75,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     for warning in config.warnings:
         log.warning("%s", warning)
     try:
-        asyncio.run(serve(config, dev=args.dev, dev_root_token_id=args.dev_root_token_id))
+        _run_loop(serve(config, dev=args.dev, dev_root_token_id=args.dev_root_token_id))
     except StrongroomError as exc:
         print(f"Error: {exc.message}", file=sys.stderr)
         return 1
@@ -84,17 +87,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _uvloop() -> str:
+def _run_loop(main: Any) -> None:
+    """Run ``main`` on uvloop when it is installed (faster), else on asyncio's default loop."""
     try:
-        import uvloop  # noqa: F401
+        import uvloop
     except ImportError:
-        return "asyncio"
-    return "uvloop"
+        asyncio.run(main)
+        return
+    uvloop.run(main)
 
 
 async def serve(config: ServerConfig, *, dev: bool, dev_root_token_id: str | None) -> None:
-    """Open the store, prepare dev mode if asked, and serve until stopped."""
-    import uvicorn
+    """Open the store, prepare dev mode if asked, and serve until SIGINT or SIGTERM.
+
+    The HTTP server is granian, embedded in this event loop (its Rust runtime parses HTTP on its own
+    thread). uvicorn's httptools parser rejects Vault's ``LIST`` verb; see docs/dependencies.md.
+    """
+    from granian.constants import Interfaces
+    from granian.server.embed import Server
 
     url = config.storage_url or DEFAULT_STORAGE
     store = open_store(url)
@@ -106,21 +116,19 @@ async def serve(config: ServerConfig, *, dev: bool, dev_root_token_id: str | Non
     scheme = "https" if tls else "http"
     if dev:
         await start_dev(node, url, f"{scheme}://{listen}", dev_root_token_id)
-    uv = uvicorn.Config(
+    server = Server(
         VaultApp(node),
-        host=host.strip("[]") or "127.0.0.1",
+        address=host.strip("[]") or "127.0.0.1",
         port=int(port),
-        ssl_certfile=config.tls_cert_file if tls else None,
-        ssl_keyfile=config.tls_key_file if tls else None,
-        log_level=(config.log_level or "info").replace("trace", "debug").replace("warn", "warning"),
-        access_log=False,
-        http="httptools",
-        loop=_uvloop(),
-        lifespan="off",
-        server_header=False,
-        date_header=False,
+        interface=Interfaces.ASGI,
+        ssl_cert=Path(config.tls_cert_file) if tls and config.tls_cert_file else None,
+        ssl_key=Path(config.tls_key_file) if tls and config.tls_key_file else None,
+        log_enabled=False,
+        backlog=1024,
     )
-    server = uvicorn.Server(uv)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, server.stop)
     log.info("strongroom %s listening on %s://%s (storage: %s)", node.version, scheme, listen, store.kind)
     try:
         await server.serve()
@@ -132,7 +140,7 @@ def _dev_key_path(url: str) -> Path | None:
     """Where dev mode keeps its unseal key for a persistent store (``None`` for memory)."""
     if not url.startswith("sqlite:///"):
         return None
-    rest = url[len("sqlite:///"):]
+    rest = url[len("sqlite:///") :]
     db = Path(rest) if not rest.startswith("/") else Path(rest)
     return db.parent / DEV_KEY_FILE
 
