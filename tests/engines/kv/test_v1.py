@@ -33,6 +33,9 @@ async def test_lease_duration_from_ttl_or_lease(kv: InProcessVault) -> None:
     assert (await kv.ok("GET", "kv1/b"))["lease_duration"] == 30
     await kv.ok("PUT", "kv1/c", json={"v": 1, "ttl": "bogus"})
     assert (await kv.ok("GET", "kv1/c"))["lease_duration"] == THIRTY_TWO_DAYS
+    # Longer than any Go duration: ignored like an unparsable one, never a 500.
+    await kv.ok("PUT", "kv1/d", json={"v": 1, "ttl": "9" * 40})
+    assert (await kv.ok("GET", "kv1/d"))["lease_duration"] == THIRTY_TWO_DAYS
 
 
 async def test_lease_duration_follows_mount_default(kv: InProcessVault) -> None:

@@ -78,6 +78,10 @@ async def test_metadata_write_before_data(kv: InProcessVault) -> None:
         ({"delete_version_after": "soon"}, "delete_version_after"),
         ({"max_versions": "x"}, "max_versions"),
         ({"max_versions": -1}, "max_versions"),
+        ({"max_versions": "9" * 40}, "max_versions"),
+        ({"max_versions": 2**32}, "max_versions"),
+        ({"delete_version_after": "9" * 40}, "out of range"),
+        ({"delete_version_after": "99999999999h"}, "out of range"),
         ({"cas_required": "maybe"}, "cas_required"),
     ],
 )
@@ -163,7 +167,10 @@ async def test_config(kv: InProcessVault) -> None:
     assert (await kv.ok("GET", "kv2/config"))["data"]["delete_version_after"] == "-1s"
     await kv.ok("POST", "kv2/config", json={"delete_version_after": 0})
     assert (await kv.ok("GET", "kv2/config"))["data"]["delete_version_after"] == "0s"
-    assert (await kv.call("POST", "kv2/config", json={"max_versions": "x"})).status_code == 400
+    for bad in ({"max_versions": "x"}, {"max_versions": -1}, {"max_versions": "9" * 40},
+                {"delete_version_after": "-" + "9" * 40}, {"cas_required": "maybe"}):
+        assert (await kv.call("POST", "kv2/config", json=bad)).status_code == 400, bad
+    assert (await kv.ok("GET", "kv2/config"))["data"]["max_versions"] == 5
     assert (await kv.call("DELETE", "kv2/config")).status_code == 405
 
 

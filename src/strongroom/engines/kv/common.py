@@ -69,6 +69,10 @@ def go_duration(seconds: int) -> str:
     return f"{secs}s"
 
 
+MAX_DURATION_SECONDS = (2**63 - 1) // 1_000_000_000
+"""The longest Go ``time.Duration``, in whole seconds (about 292 years)."""
+MAX_UINT32 = 2**32 - 1
+
 _INT = re.compile(r"\s*[-+]?\d+\s*")
 
 
@@ -142,5 +146,22 @@ def signed_duration(value: Any, name: str) -> int:
         InvalidRequest: the value is not a duration.
     """
     if isinstance(value, str) and value.strip().startswith("-"):
-        return -parse_duration(value.strip()[1:], name)
-    return parse_duration(value, name)
+        seconds = -parse_duration(value.strip()[1:], name)
+    else:
+        seconds = parse_duration(value, name)
+    # Go durations are int64 nanoseconds: anything longer is an error there, and would overflow here.
+    if abs(seconds) > MAX_DURATION_SECONDS:
+        raise InvalidRequest(f"error converting input for field {name!r}: duration out of range")
+    return seconds
+
+
+def uint32(value: int, name: str) -> int:
+    """Check that ``value`` fits Vault's ``uint32`` settings (``max_versions``).
+
+    Raises:
+        InvalidRequest: negative or larger than 2**32 - 1.
+    """
+    # Vault would silently wrap such values; refusing them is the only sane reading.
+    if not 0 <= value <= MAX_UINT32:
+        raise InvalidRequest(f"{name} must be between 0 and {MAX_UINT32}")
+    return value

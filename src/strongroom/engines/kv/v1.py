@@ -22,7 +22,7 @@ from strongroom.core.mounts import DEFAULT_LEASE_TTL
 from strongroom.engines.context import Context
 from strongroom.engines.fields import parse_duration
 from strongroom.engines.framework import Operation, Request, Response, Route
-from strongroom.engines.kv.common import PATH_AREA, no_trailing_slash
+from strongroom.engines.kv.common import MAX_DURATION_SECONDS, PATH_AREA, no_trailing_slash
 from strongroom.errors import CorruptRecord, InvalidRequest
 
 DATA_KEY = ("data",)
@@ -62,9 +62,12 @@ def lease_seconds(ctx: Context, data: dict[str, Any]) -> int:
     name = "ttl" if "ttl" in data else "lease"
     if name in data:
         try:
-            return parse_duration(data[name], name)
+            seconds = parse_duration(data[name], name)
         except InvalidRequest:
-            pass  # Vault ignores an unparsable ttl and falls back to the default.
+            seconds = None  # Vault ignores an unparsable ttl and falls back to the default.
+        # Go cannot represent longer durations either (it falls back to the default too).
+        if seconds is not None and abs(seconds) <= MAX_DURATION_SECONDS:
+            return seconds
     default = int(ctx.mount.config.get("default_lease_ttl", 0) or 0)
     return default or DEFAULT_LEASE_TTL
 

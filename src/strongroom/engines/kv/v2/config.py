@@ -11,10 +11,9 @@ from typing import Any
 
 from strongroom.engines.context import Context
 from strongroom.engines.framework import Operation, Request, Response, Route
-from strongroom.engines.kv.common import signed_duration
+from strongroom.engines.kv.common import signed_duration, uint32
 from strongroom.engines.kv.v2.invalid import invalid_path
 from strongroom.engines.kv.v2.model import DVA_DISABLED, Secrets
-from strongroom.errors import InvalidRequest
 
 
 @dataclass(frozen=True)
@@ -35,13 +34,13 @@ async def write(ctx: Context, req: Request, f: ConfigFields) -> None:
     """Update the given settings (204).
 
     Raises:
-        InvalidRequest: a value of the wrong type, or a negative ``max_versions``.
+        InvalidRequest: a value of the wrong type or out of range.
     """
     if f.max_versions is None and f.cas_required is None and f.delete_version_after is None:
         return
     dva = None if f.delete_version_after is None else signed_duration(f.delete_version_after, "delete_version_after")
-    if f.max_versions is not None and f.max_versions < 0:
-        raise InvalidRequest("max_versions cannot be negative")
+    if f.max_versions is not None:
+        uint32(f.max_versions, "max_versions")
     secrets = Secrets(ctx)
     config = await secrets.config()
     if f.max_versions is not None:

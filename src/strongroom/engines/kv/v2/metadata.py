@@ -13,7 +13,7 @@ from typing import Any
 
 from strongroom.engines.context import Context
 from strongroom.engines.framework import Operation, Request, Response, Route
-from strongroom.engines.kv.common import merge_patch, no_trailing_slash, signed_duration
+from strongroom.engines.kv.common import merge_patch, no_trailing_slash, signed_duration, uint32
 from strongroom.engines.kv.v2.model import META_KEY, KeyMeta, Secrets
 from strongroom.errors import InvalidRequest
 
@@ -43,13 +43,6 @@ def _dva(value: Any) -> int:
             f"error converting input for field \"delete_version_after\": cannot provide negative value '{seconds}'"
         )
     return seconds
-
-
-def _max_versions(value: int) -> int:
-    # Vault would wrap a negative value to 2^32-1; refusing it is the only sane reading.
-    if value < 0:
-        raise InvalidRequest("max_versions cannot be negative")
-    return value
 
 
 def _as_string(value: Any) -> str:
@@ -144,7 +137,7 @@ async def write(ctx: Context, req: Request, f: MetadataFields) -> Response | Non
     if all(req.data.get(k) is None for k in _SETTINGS):
         return None
     dva = None if f.delete_version_after is None else _dva(f.delete_version_after)
-    max_versions = None if f.max_versions is None else _max_versions(f.max_versions)
+    max_versions = None if f.max_versions is None else uint32(f.max_versions, "max_versions")
     custom = None if f.custom_metadata is None else custom_metadata(f.custom_metadata, drop_nulls=False)
     secrets = Secrets(ctx)
     config = await secrets.config()
@@ -180,7 +173,7 @@ async def patch(ctx: Context, req: Request, f: MetadataFields) -> Response | Non
     if f.custom_metadata is not None:
         custom_metadata(f.custom_metadata, drop_nulls=True)
     dva = None if f.delete_version_after is None else _dva(f.delete_version_after)
-    max_versions = None if f.max_versions is None else _max_versions(f.max_versions)
+    max_versions = None if f.max_versions is None else uint32(f.max_versions, "max_versions")
     secrets = Secrets(ctx)
     entry = secrets.entry(f.path)
     meta = await secrets.meta(entry)
