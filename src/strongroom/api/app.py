@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from strongroom.api.errors import error_body, status_of
+from strongroom.api.errors import UnsupportedMediaType, error_body, status_of
 from strongroom.core.node import Node
 from strongroom.engines.framework import Operation, Response
 from strongroom.engines.router import Incoming, Router
@@ -38,7 +38,7 @@ Send = Callable[[Message], Awaitable[None]]
 
 _METHODS = {
     "GET": Operation.READ,
-    "HEAD": Operation.READ,
+    "HEAD": Operation.READ,  # only sys/health answers HEAD, as in Vault (see _handle)
     "POST": Operation.UPDATE,
     "PUT": Operation.UPDATE,
     "DELETE": Operation.DELETE,
@@ -46,6 +46,10 @@ _METHODS = {
     "PATCH": Operation.PATCH,
 }
 _JSON_HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
+_MERGE_PATCH = "application/merge-patch+json"
+# Go's strconv.ParseBool, which Vault uses for ``?list=``: anything else is a 400.
+_GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+_GO_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 
 
 def envelope(response: Response, request_id: str) -> dict[str, Any]:
@@ -92,7 +96,13 @@ class VaultApp:
             log.error("internal error handling request %s: %s", request_id, type(exc).__name__)
             status, body = 500, {"errors": ["internal error"]}
         if body is None or status == 204:
-            await send({"type": "http.response.start", "status": status, "headers": [(b"cache-control", b"no-store")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [(b"cache-control", b"no-store")],
+                }
+            )
             await send({"type": "http.response.body", "body": b""})
             return
         payload = orjson.dumps(body)
@@ -131,30 +141,43 @@ class VaultApp:
             raise NotFound()
         method = scope["method"]
         operation = _METHODS.get(method)
-        if operation is None:
-            raise UnsupportedOperation()
+        # Vault serves HEAD only on sys/health; elsewhere it is an operation no backend implements.
+        if operation is None or (method == "HEAD" and path != "/v1/sys/health"):
+            raise UnsupportedOperation("")
         token = ""
+        bearer = ""
         namespace = ""
         content_type = b""
         for name, value in scope["headers"]:
             if name == b"x-vault-token":
                 token = value.decode("latin-1")
-            elif name == b"authorization" and not token and value[:7].lower() == b"bearer ":
-                token = value[7:].decode("latin-1").strip()
+            elif name == b"authorization" and not bearer and value.startswith(b"Bearer "):
+                # Go's check is case-sensitive; other schemes belong to plugins and are ignored.
+                bearer = value[7:].decode("latin-1").strip()
             elif name == b"x-vault-namespace":
                 namespace = value.decode("latin-1")
             elif name == b"content-type":
                 content_type = value
-        body = await self._read_body(scope, receive)
-        data = _decode_body(body, content_type)
-        query = scope.get("query_string", b"")
-        if query:
-            params = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
-            if params.get("list", "").lower() in ("true", "1") and operation is Operation.READ:
+        token = token or bearer
+        params = _parse_query(scope.get("query_string", b""))
+        if method == "GET" and "list" in params:
+            listing = params.pop("list")
+            flag = listing if isinstance(listing, str) else listing[0]
+            if flag in _GO_TRUE:
                 operation = Operation.LIST
-            if method in ("GET", "HEAD", "LIST", "DELETE"):
-                params.pop("list", None)
-                data = {**params, **data}
+            elif flag not in _GO_FALSE and flag != "":
+                raise InvalidRequest("")
+        body = await self._read_body(scope, receive)
+        if method in ("POST", "PUT"):
+            data = _decode_body(body, content_type)
+        elif method == "PATCH":
+            media = content_type.split(b";", 1)[0].strip().decode("latin-1").lower()
+            if media != _MERGE_PATCH:
+                raise UnsupportedMediaType(f"PATCH requires Content-Type of {_MERGE_PATCH}, provided {media}")
+            data = _decode_json(body)
+        else:
+            # Vault takes GET, DELETE and LIST parameters from the query string only.
+            data = params
         incoming = Incoming(operation, path[4:], data, namespace, token, request_id)
         response = await self.router.handle(incoming)
         if response is None:
@@ -164,23 +187,68 @@ class VaultApp:
         return 200, envelope(response, request_id)
 
 
+def _parse_query(query: bytes) -> dict[str, Any]:
+    """Decode a query string as Vault does: repeated keys become lists; ``help`` is reserved."""
+    params: dict[str, Any] = {}
+    if not query:
+        return params
+    for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if key == "help":
+            continue
+        if key in params:
+            previous = params[key]
+            params[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            params[key] = value
+    return params
+
+
+def _is_form(body: bytes, content_type: bytes) -> bool:
+    """Vault's rule: form only when the media type says so AND the body does not look like JSON."""
+    media = content_type.split(b";", 1)[0].strip().lower()
+    if media != b"application/x-www-form-urlencoded":
+        return False
+    head = body.lstrip(b" \t\r\n")
+    return not head.startswith((b"{", b"["))
+
+
 def _decode_body(body: bytes, content_type: bytes) -> dict[str, Any]:
-    """Decode a request body into a dict (JSON object, or form fields).
+    """Decode a PUT/POST body into a dict (JSON object, or form fields).
+
+    Repeated form fields are joined with commas, as Vault does (every list field accepts that form).
 
     Raises:
-        InvalidRequest: the body is not a JSON object (or valid form data).
+        InvalidRequest: the body is neither a JSON object nor valid form data.
     """
     if not body.strip():
         return {}
-    if content_type.startswith(b"application/x-www-form-urlencoded"):
+    if _is_form(body, content_type):
         try:
-            return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True))
+            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
         except (UnicodeDecodeError, ValueError):
-            raise InvalidRequest("failed to parse form data") from None
+            raise InvalidRequest("error parsing form data") from None
+        form: dict[str, Any] = {}
+        for key, value in pairs:
+            form[key] = f"{form[key]},{value}" if key in form else value
+        return form
+    return _decode_json(body)
+
+
+def _decode_json(body: bytes) -> dict[str, Any]:
+    """Decode a JSON body that must be an object (``null`` and an empty body mean no parameters).
+
+    Raises:
+        InvalidRequest: malformed JSON or a JSON value that is not an object.
+    """
+    if not body.strip():
+        return {}
     try:
         data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise InvalidRequest("failed to parse JSON input: invalid character in request body") from None
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"failed to decode JSON input: {exc.msg}") from None
+    if data is None:
+        return {}
     if not isinstance(data, dict):
-        raise InvalidRequest("failed to parse JSON input: expected a JSON object")
+        kind = "array" if isinstance(data, list) else type(data).__name__.replace("str", "string")
+        raise InvalidRequest(f"failed to decode JSON input: cannot unmarshal {kind} into an object")
     return data

@@ -20,6 +20,14 @@ from strongroom.errors import (
     UnsupportedPath,
 )
 
+
+class UnsupportedMediaType(InvalidRequest):
+    """The body's media type is not the one the method requires (PATCH needs JSON merge patch): 415.
+
+    It lives here rather than in :mod:`strongroom.errors` because only the HTTP layer knows media types.
+    """
+
+
 # Most specific classes first: the first isinstance match wins.
 _STATUS: tuple[tuple[type[StrongroomError], int], ...] = (
     (PermissionDenied, 403),
@@ -28,6 +36,7 @@ _STATUS: tuple[tuple[type[StrongroomError], int], ...] = (
     (UnsupportedOperation, 405),
     (RequestTooLarge, 413),
     (RecordTooLarge, 413),
+    (UnsupportedMediaType, 415),
     (Sealed, 503),
     (StorageUnavailable, 503),
     (TransactionConflict, 503),

@@ -1,4 +1,6 @@
-"""``sys/seal``, ``sys/step-down``, ``sys/rotate`` (and OpenBao's ``sys/rotate/keyring``), ``sys/key-status``.
+"""``sys/rotate`` (and OpenBao's ``sys/rotate/keyring``, which ``bao operator rotate`` calls) and
+``sys/key-status``. ``sys/seal`` and ``sys/step-down`` live in :mod:`strongroom.engines.sys.seal`
+because Vault answers them before its seal check.
 
 Rotation writes the new keyring in the request's transaction and adopts it in memory only after the
 commit, so a failed commit can never leave this node encrypting under a term storage does not have.
@@ -15,16 +17,6 @@ from strongroom.engines.fields import NoFields
 from strongroom.engines.framework import Operation, Request, Response, Route
 
 SysRoute = Route[Context, Any]
-
-
-async def seal(ctx: Context, req: Request, f: NoFields) -> None:
-    vault = ctx.node.vault(req.namespace)
-    ctx.after_commit.append(vault.seal)
-
-
-async def step_down(ctx: Context, req: Request, f: NoFields) -> None:
-    # A node without HA standbys has nothing to step down from; Vault answers 204 as well.
-    return None
 
 
 async def rotate(ctx: Context, req: Request, f: NoFields) -> None:
@@ -46,10 +38,7 @@ async def key_status(ctx: Context, req: Request, f: NoFields) -> Response:
 
 
 ROUTES: list[SysRoute] = [
-    Route("seal", NoFields, {Operation.UPDATE: seal}, sudo=True),
-    Route("step-down", NoFields, {Operation.UPDATE: step_down}, sudo=True),
     Route("rotate", NoFields, {Operation.UPDATE: rotate}, sudo=True),
     Route("rotate/keyring", NoFields, {Operation.UPDATE: rotate}, sudo=True),
-    Route("key-status", NoFields, {Operation.READ: key_status}, sudo=True),
-    Route("rotate/keyring/status", NoFields, {Operation.READ: key_status}, sudo=True),
+    Route("key-status", NoFields, {Operation.READ: key_status}),
 ]

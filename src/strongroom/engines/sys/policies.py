@@ -35,7 +35,8 @@ async def read_acl(ctx: Context, req: Request, f: PolicyFields) -> Response | No
     data = await _read(ctx, f.name)
     if data is None:
         return None
-    return Response(data=data, sys_inject=True)
+    # Unlike legacy sys/policy, Vault does not copy sys/policies/acl data to the top level.
+    return Response(data=data)
 
 
 async def read_legacy(ctx: Context, req: Request, f: PolicyFields) -> Response | None:
@@ -56,10 +57,20 @@ async def _read(ctx: Context, name: str) -> dict[str, Any] | None:
 
 
 async def write_acl(ctx: Context, req: Request, f: PolicyFields) -> None:
-    text = f.policy or f.rules
-    if not text:
+    if not f.policy:
         raise InvalidRequest("'policy' parameter not supplied or empty")
-    await ctx.policies().put(f.name, text)
+    await ctx.policies().put(f.name, f.policy)
+
+
+async def write_legacy(ctx: Context, req: Request, f: PolicyFields) -> Response | None:
+    # Only the legacy path still accepts ``rules``, and Vault answers 200 with a deprecation warning.
+    if f.policy:
+        await ctx.policies().put(f.name, f.policy)
+        return None
+    if not f.rules:
+        raise InvalidRequest("'policy' parameter not supplied or empty")
+    await ctx.policies().put(f.name, f.rules)
+    return Response(warnings=["'rules' is deprecated, please use 'policy' instead"])
 
 
 async def delete_acl(ctx: Context, req: Request, f: PolicyFields) -> None:
@@ -77,7 +88,7 @@ class CapabilitiesFields:
 def _paths(f: CapabilitiesFields) -> list[str]:
     paths = list(f.paths) + list(f.path)
     if not paths:
-        raise InvalidRequest("missing paths")
+        raise InvalidRequest("paths must be supplied")
     return paths
 
 
@@ -123,11 +134,17 @@ async def capabilities_accessor(ctx: Context, req: Request, f: CapabilitiesField
 
 ROUTES: list[SysRoute] = [
     Route("policies/acl", NoFields, {Operation.LIST: list_acl}),
-    Route("policies/acl/{name}", PolicyFields,
-          {Operation.READ: read_acl, Operation.UPDATE: write_acl, Operation.DELETE: delete_acl}),
+    Route(
+        "policies/acl/{name}",
+        PolicyFields,
+        {Operation.READ: read_acl, Operation.UPDATE: write_acl, Operation.DELETE: delete_acl},
+    ),
     Route("policy", NoFields, {Operation.READ: list_legacy, Operation.LIST: list_legacy}),
-    Route("policy/{name}", PolicyFields,
-          {Operation.READ: read_legacy, Operation.UPDATE: write_acl, Operation.DELETE: delete_acl}),
+    Route(
+        "policy/{name}",
+        PolicyFields,
+        {Operation.READ: read_legacy, Operation.UPDATE: write_legacy, Operation.DELETE: delete_acl},
+    ),
     Route("capabilities", CapabilitiesFields, {Operation.UPDATE: capabilities}),
     Route("capabilities-self", CapabilitiesFields, {Operation.UPDATE: capabilities_self}),
     Route("capabilities-accessor", CapabilitiesFields, {Operation.UPDATE: capabilities_accessor}),
