@@ -21,10 +21,13 @@ SECRET_ENGINE_TYPES = frozenset({"kv"})
 
 @cache
 def open_backend() -> Backend[OpenContext]:
-    """The unauthenticated system endpoints (paths relative to ``sys/``)."""
-    from strongroom.engines.sys import seal
+    """The system endpoints served before the seal check (paths relative to ``sys/``).
 
-    return Backend(list(seal.ROUTES))
+    Some of them authenticate by themselves (``sys/rekey/*`` by default, ``sys/rotate/root/*``).
+    """
+    from strongroom.engines.sys import generate_root, rekey, seal
+
+    return Backend([*seal.ROUTES, *rekey.ROUTES, *generate_root.ROUTES])
 
 
 @cache
