@@ -314,8 +314,6 @@ def test_step_matches_openbao(runs: tuple[list[tuple[Outcome, Outcome]], list[in
         assert actual == expected, step
 
 
-@pytest.mark.xfail(strict=True, reason="strongroom server runs uvicorn with httptools, whose parser rejects "
-                   "the LIST method with 400 'Invalid HTTP request received.' (reported; fix in cli/server.py)")
 def test_list_verb_accepted_like_openbao(runs: tuple[list[tuple[Outcome, Outcome]], list[int]]) -> None:
     openbao, strongroom = runs[1]
     assert openbao == 200
