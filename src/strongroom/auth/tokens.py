@@ -3,11 +3,20 @@
 Records (area ``("ns", id, "tok")``, all barrier-encrypted):
 
 * ``("id", H(token))`` -> the :class:`TokenEntry` (the token itself is never stored);
-* ``("acc", H(accessor))`` -> ``H(token)``, so accessors resolve without being stored in clear;
+* ``("acc", H("accessor:" + accessor))`` -> ``H(token)``, so accessors resolve without being stored in clear
+  as keys (the accessor text lives only inside the encrypted entry);
 * ``("child", H(parent), H(child))`` -> empty, so revoking a parent finds its children.
 
-``H`` is HMAC-SHA256 under the keyring's token-hash key. Expiry is checked on every lookup against the
-injected clock: an expired token is invalid at once, whether or not a cleanup has removed it yet.
+``H`` is HMAC-SHA256 under the keyring's token-hash key.
+
+Guarantees:
+
+* A token is live only while its record exists, it has not expired at the injected clock's ``now``, and
+  every ancestor up its parent chain is live too. So expiry is enforced at lookup, immediately, whether or
+  not a cleanup (``tidy``) has removed the record yet, and a child never outlives an expired parent, as in
+  Vault where the expiration of a token revokes its whole tree.
+* Revoking a token removes its record, its accessor index, its link from its parent and, recursively, every
+  descendant's records and links, in the caller's transaction.
 """
 
 from __future__ import annotations
@@ -27,13 +36,22 @@ from strongroom.storage.base import Transaction
 TOKEN_PREFIX = "hvs."
 TOKEN_RANDOM_CHARS = 24
 ACCESSOR_CHARS = 24
+MAX_TOKEN_LENGTH = 256
+# A parent chain longer than this is treated as broken: it bounds the reads of one lookup and cannot be
+# reached through the API in practice (each level is one create call by the previous level's token).
+MAX_CHAIN_DEPTH = 256
+# Vault's marker for "this request is the token's last use" (tokenRevocationPending).
+USES_EXHAUSTED = -1
 
 
 @dataclass(frozen=True)
 class TokenEntry:
     """A stored token. ``token_hash`` identifies it; the token text is never kept.
 
-    ``ttl`` is the current TTL in seconds (0 = never expires); ``expire_at`` is absolute (0 = never).
+    Times are seconds since the epoch. ``creation_ttl`` is the TTL given at creation (Vault's ``TTL``),
+    ``lease_ttl`` the TTL of the current lease (set again by each renewal, reused by a renewal without
+    increment), ``expire_at`` the absolute expiry (0 = never). ``period`` and ``explicit_max_ttl`` are the
+    values the creator asked for explicitly; a role's values are applied from the role itself.
     """
 
     token_hash: bytes
@@ -55,6 +73,8 @@ class TokenEntry:
     no_default_policy: bool = False
     entity_id: str = ""
     type: str = "service"
+    lease_ttl: int = 0
+    last_renewal: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:
@@ -100,9 +120,10 @@ class TokenEntry:
             raise CorruptRecord("malformed token entry") from exc
 
     def lookup_data(self, token_id: str, now: float) -> dict[str, Any]:
-        """Return the ``data`` of a token lookup, as Vault shows it.
+        """Return the ``data`` of a token lookup, exactly the keys Vault shows.
 
         ``token_id`` is the token text when the caller presented it, ``""`` for accessor lookups.
+        ``period``, ``role`` and the renewal times appear only when set, as in Vault.
         """
         data: dict[str, Any] = {
             "accessor": self.accessor,
@@ -119,7 +140,7 @@ class TokenEntry:
             "orphan": self.orphan,
             "path": self.path,
             "policies": list(self.policies),
-            "renewable": self.renewable,
+            "renewable": self.renewable and bool(self.expire_at),
             "ttl": self.ttl_at(now),
             "type": self.type,
         }
@@ -127,6 +148,9 @@ class TokenEntry:
             data["period"] = self.period
         if self.role:
             data["role"] = self.role
+        if self.last_renewal:
+            data["last_renewal"] = rfc3339(self.last_renewal)
+            data["last_renewal_time"] = int(self.last_renewal)
         return data
 
 
@@ -149,27 +173,46 @@ class TokenStore:
         """Return the keyed hash that names ``token`` in storage."""
         return self.keys.token_hasher.hash(token)
 
-    async def get_by_hash(self, token_hash: bytes) -> TokenEntry | None:
-        """Return the live entry with this hash, or ``None`` if absent or expired."""
+    def _accessor_key(self, accessor: str) -> tuple[str, bytes]:
+        return ("acc", self.hash("accessor:" + accessor))
+
+    async def _stored(self, token_hash: bytes) -> TokenEntry | None:
+        """Return the stored entry with this hash, live or not."""
         doc = await self.records.get_json("id", token_hash)
-        if doc is None:
-            return None
-        entry = TokenEntry.from_json(doc)
-        if entry.expired(self.clock.now()):
+        return None if doc is None else TokenEntry.from_json(doc)
+
+    async def _alive(self, entry: TokenEntry, now: float) -> bool:
+        """Whether ``entry`` and every ancestor of it exist and have not expired at ``now``."""
+        current: TokenEntry | None = entry
+        seen: set[bytes] = set()
+        while current is not None:
+            if current.expired(now) or current.token_hash in seen or len(seen) > MAX_CHAIN_DEPTH:
+                return False
+            seen.add(current.token_hash)
+            if not current.parent_hash:
+                return True
+            current = await self._stored(current.parent_hash)
+        # A parent link to a missing record: the parent was revoked, so its subtree is invalid too.
+        return False
+
+    async def get_by_hash(self, token_hash: bytes) -> TokenEntry | None:
+        """Return the live entry with this hash, or ``None`` if absent, expired or under a dead ancestor."""
+        entry = await self._stored(token_hash)
+        if entry is None or not await self._alive(entry, self.clock.now()):
             return None
         return entry
 
     async def lookup(self, token: str) -> TokenEntry | None:
         """Return the live entry of ``token``, or ``None``."""
-        if not token or len(token) > 256:
+        if not token or len(token) > MAX_TOKEN_LENGTH:
             return None
         return await self.get_by_hash(self.hash(token))
 
     async def lookup_accessor(self, accessor: str) -> TokenEntry | None:
         """Return the live entry whose accessor is ``accessor``, or ``None``."""
-        if not accessor or len(accessor) > 256:
+        if not accessor or len(accessor) > MAX_TOKEN_LENGTH:
             return None
-        raw = await self.records.get("acc", self.hash("accessor:" + accessor))
+        raw = await self.records.get(*self._accessor_key(accessor))
         if raw is None:
             return None
         return await self.get_by_hash(raw)
@@ -177,22 +220,25 @@ class TokenStore:
     async def create(self, entry: TokenEntry, token_id: str | None = None) -> tuple[str, TokenEntry]:
         """Store a new token built from ``entry`` (its hash and accessor are filled in here).
 
-        Returns the token text (the only time it exists in clear) and the stored entry.
+        Returns the token text (the only time it exists in clear) and the stored entry. The parent link
+        is written when ``entry.parent_hash`` is set.
 
         Raises:
-            InvalidRequest: a caller-chosen ``token_id`` is already in use or malformed.
+            InvalidRequest: a caller-chosen ``token_id`` is empty, too long or already in use.
         """
         if token_id is None:
             token_id = new_token_id()
-        elif not token_id or "." in token_id[:1] or len(token_id) > 256:
+        elif not token_id or len(token_id) > MAX_TOKEN_LENGTH:
             raise InvalidRequest("invalid token ID")
         token_hash = self.hash(token_id)
         if await self.records.exists("id", token_hash):
             raise InvalidRequest("cannot create a token with a duplicate ID")
         accessor = random_base62(ACCESSOR_CHARS)
-        entry = dataclasses.replace(entry, token_hash=token_hash, accessor=accessor)
+        entry = dataclasses.replace(
+            entry, token_hash=token_hash, accessor=accessor, orphan=not entry.parent_hash
+        )
         self.put(entry)
-        self.records.put(("acc", self.hash("accessor:" + accessor)), token_hash)
+        self.records.put(self._accessor_key(accessor), token_hash)
         if entry.parent_hash:
             self.records.put(("child", entry.parent_hash, token_hash), b"")
         return token_id, entry
@@ -202,46 +248,97 @@ class TokenStore:
         self.records.put(("id", entry.token_hash), orjson.dumps(entry.to_json()))
 
     async def use(self, entry: TokenEntry) -> None:
-        """Count one use of a limited-use token; revoke it after its last use."""
+        """Count one use of a limited-use token; revoke it after its last use.
+
+        The stored record is re-read first, because the request may have changed it (a renewal) or
+        removed it (revoke-self) after ``entry`` was loaded; a missing record is left alone.
+        """
         if entry.num_uses <= 0:
             return
-        if entry.num_uses == 1:
-            await self.revoke(entry, orphan_children=False)
+        current = await self._stored(entry.token_hash)
+        if current is None or current.num_uses <= 0:
+            return
+        if current.num_uses == 1:
+            await self.revoke(current)
         else:
-            self.put(dataclasses.replace(entry, num_uses=entry.num_uses - 1))
+            self.put(dataclasses.replace(current, num_uses=current.num_uses - 1))
 
     async def children(self, token_hash: bytes) -> list[bytes]:
         """Return the hashes of a token's direct children."""
         rows = await self.records.range("child", token_hash)
         return [k[0] for k, _ in rows]
 
-    async def revoke(self, entry: TokenEntry, *, orphan_children: bool = False) -> int:
-        """Revoke ``entry`` and (unless ``orphan_children``) its whole subtree; return how many.
+    async def _remove(self, token_hash: bytes) -> bool:
+        """Delete one token's record, accessor index and parent link; ``True`` if a record existed."""
+        current = await self._stored(token_hash)
+        self.records.clear_prefix("child", token_hash)
+        if current is None:
+            return False
+        self.records.clear("id", token_hash)
+        self.records.clear(*self._accessor_key(current.accessor))
+        if current.parent_hash:
+            self.records.clear("child", current.parent_hash, token_hash)
+        return True
 
-        Orphaned children lose their parent link and become orphans, as with Vault's revoke-orphan.
+    async def revoke(self, entry: TokenEntry, *, orphan_children: bool = False) -> int:
+        """Revoke ``entry`` and (unless ``orphan_children``) its whole subtree; return how many records went.
+
+        With ``orphan_children`` (Vault's revoke-orphan) the direct children lose their parent link and
+        become orphans; their own subtrees stay as they are.
         """
+        if orphan_children:
+            for kid_hash in await self.children(entry.token_hash):
+                kid = await self._stored(kid_hash)
+                if kid is not None:
+                    self.put(dataclasses.replace(kid, parent_hash=b"", orphan=True))
+            return int(await self._remove(entry.token_hash))
         count = 0
         stack = [entry.token_hash]
-        first = True
+        seen: set[bytes] = set()
         while stack:
             h = stack.pop()
-            doc = await self.records.get_json("id", h)
-            kids = await self.children(h)
-            self.records.clear_prefix("child", h)
-            if doc is not None:
-                current = TokenEntry.from_json(doc)
-                self.records.clear("id", h)
-                self.records.clear("acc", self.hash("accessor:" + current.accessor))
-                if current.parent_hash:
-                    self.records.clear("child", current.parent_hash, h)
-                count += 1
-            if first and orphan_children:
-                for k in kids:
-                    kid = await self.records.get_json("id", k)
-                    if kid is not None:
-                        orphan = dataclasses.replace(TokenEntry.from_json(kid), parent_hash=b"", orphan=True)
-                        self.put(orphan)
-                break
-            first = False
-            stack.extend(kids)
+            if h in seen:
+                continue
+            seen.add(h)
+            # Children first are read before the parent's links are cleared.
+            stack.extend(await self.children(h))
+            count += int(await self._remove(h))
         return count
+
+    async def entries(self) -> list[TokenEntry]:
+        """Return every stored entry, live or not (for listing accessors and tidying)."""
+        rows = await self.records.range("id")
+        out = []
+        for _, raw in rows:
+            try:
+                doc = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                raise CorruptRecord("stored token entry is not valid JSON") from None
+            out.append(TokenEntry.from_json(doc))
+        return out
+
+    async def live_accessors(self) -> list[str]:
+        """Return the accessors of every live token (Vault's ``auth/token/accessors``)."""
+        now = self.clock.now()
+        return [e.accessor for e in await self.entries() if await self._alive(e, now)]
+
+    async def tidy(self) -> int:
+        """Remove expired tokens (with their subtrees), dangling accessor indexes and child links.
+
+        Returns how many token records were removed. Lookups never depend on this having run.
+        """
+        now = self.clock.now()
+        removed = 0
+        for entry in await self.entries():
+            if await self._stored(entry.token_hash) is None:
+                continue  # already removed with an ancestor in this pass
+            if not await self._alive(entry, now):
+                removed += await self.revoke(entry)
+        for key, raw in await self.records.range("acc"):
+            if await self._stored(raw) is None:
+                self.records.clear("acc", *key)
+        for key, _ in await self.records.range("child"):
+            parent, child = key[0], key[1]
+            if await self._stored(parent) is None or await self._stored(child) is None:
+                self.records.clear("child", parent, child)
+        return removed
