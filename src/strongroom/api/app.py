@@ -178,7 +178,12 @@ class VaultApp:
         else:
             # Vault takes GET, DELETE and LIST parameters from the query string only.
             data = params
-        incoming = Incoming(operation, path[4:], data, namespace, token, request_id)
+        logical = path[4:]
+        if operation is Operation.LIST and not logical.endswith("/"):
+            # Vault lists directories: ``LIST a/b`` is the path ``a/b/``, which is what ACL globs such as
+            # ``a/b/*`` see; routes that list declare the trailing slash.
+            logical += "/"
+        incoming = Incoming(operation, logical, data, namespace, token, request_id)
         response = await self.router.handle(incoming)
         if response is None:
             return 204, None

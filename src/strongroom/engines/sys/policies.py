@@ -133,13 +133,16 @@ async def capabilities_accessor(ctx: Context, req: Request, f: CapabilitiesField
 
 
 ROUTES: list[SysRoute] = [
-    Route("policies/acl", NoFields, {Operation.LIST: list_acl}),
+    # Vault's pattern is ``policies/acl/?``: a read of the bare path is a 405, not an unknown path.
+    Route("policies/acl", NoFields, {}),
+    Route("policies/acl/", NoFields, {Operation.LIST: list_acl}),
     Route(
         "policies/acl/{name}",
         PolicyFields,
         {Operation.READ: read_acl, Operation.UPDATE: write_acl, Operation.DELETE: delete_acl},
     ),
-    Route("policy", NoFields, {Operation.READ: list_legacy, Operation.LIST: list_legacy}),
+    Route("policy", NoFields, {Operation.READ: list_legacy}),
+    Route("policy/", NoFields, {Operation.READ: list_legacy, Operation.LIST: list_legacy}),
     Route(
         "policy/{name}",
         PolicyFields,

@@ -10,7 +10,7 @@ number belongs is a 400), instead of the lenient coercion of logical endpoints.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from strongroom.core.seal import decode_share
@@ -130,7 +130,9 @@ async def write_init(ctx: OpenContext, req: Request, f: InitFields) -> Response:
     if recovery:
         raise InvalidRequest(f"parameters {','.join(recovery)} not applicable to seal type shamir")
     result = await ctx.vault.initialize(
-        InitRequest(int(f.secret_shares), int(f.secret_threshold), tuple(f.pgp_keys), str(f.root_token_pgp_key)),
+        InitRequest(
+            int(f.secret_shares), int(f.secret_threshold), tuple(f.pgp_keys), str(f.root_token_pgp_key)
+        ),
         setup_hook(ctx.node.clock),
     )
     return Response.raw(
