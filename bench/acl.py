@@ -42,8 +42,10 @@ def main(n: int = 50_000) -> None:
         for _op, path, _params in CALLS:
             table.get(path)
     per_probe = (time.perf_counter() - start) / (n * len(CALLS))
-    print(f"ACL.check: {per_check * 1e6:.2f} µs per call; dict probe {per_probe * 1e6:.3f} µs; "
-          f"ratio {per_check / per_probe:.0f}x")
+    print(
+        f"ACL.check: {per_check * 1e6:.2f} µs per call; dict probe {per_probe * 1e6:.3f} µs; "
+        f"ratio {per_check / per_probe:.0f}x"
+    )
 
 
 if __name__ == "__main__":

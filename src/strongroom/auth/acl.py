@@ -150,10 +150,13 @@ class ACL:
 
     @classmethod
     def root(cls) -> ACL:
-        """The ACL of a root token: every operation on every path, sudo included."""
-        acl = cls(())
-        acl._is_root = True
-        return acl
+        """The ACL of a root token: every operation on every path, sudo included (one shared instance)."""
+        global _ROOT
+        if _ROOT is None:
+            acl = cls(())
+            acl._is_root = True
+            _ROOT = acl
+        return _ROOT
 
     @property
     def is_root(self) -> bool:
@@ -169,6 +172,17 @@ class ACL:
         if bits & _DENY or not bits:
             return ["deny"]
         return sorted(name for name, bit in _BITS.items() if bits & bit)
+
+    def check_any(self, operations: tuple[str, ...], path: str) -> None:
+        """Raise :class:`PermissionDenied` unless at least one of ``operations`` is granted on ``path``.
+
+        A coarse pre-check (parameters and sudo are not considered); :meth:`check` decides for real.
+        """
+        if self._is_root:
+            return
+        perms = self._lookup(path, listing="list" in operations or "scan" in operations)
+        if perms is None or perms.bits & _DENY or not any(perms.bits & _BITS.get(op, 0) for op in operations):
+            raise PermissionDenied()
 
     def has_access_under(self, prefix: str) -> bool:
         """Whether the ACL grants any non-deny capability at ``prefix`` or on any path below it.
@@ -258,6 +272,9 @@ class ACL:
                 if (best_key is None or wc.key > best_key) and wc.matches(parts):
                     best_key, best = wc.key, wc.perms
         return best
+
+
+_ROOT: ACL | None = None
 
 
 def _params_allowed(perms: _Perms, data: Mapping[str, Any]) -> bool:

@@ -33,7 +33,7 @@ class Barrier:
     Thread-safe for reading; a new :class:`Barrier` is built when the keyring changes.
     """
 
-    __slots__ = ("_ciphers", "_active", "_active_header", "keyring", "encryptions")
+    __slots__ = ("_active", "_active_header", "_ciphers", "encryptions", "keyring")
 
     def __init__(self, keyring: Keyring) -> None:
         self.keyring = keyring

@@ -76,7 +76,7 @@ class MountEntry:
             "seal_wrap": self.seal_wrap,
             "external_entropy_access": self.external_entropy_access,
             "plugin_version": "",
-            "running_plugin_version": f"v0.1.0+builtin.strongroom" if self.type != "system" else "",
+            "running_plugin_version": "v0.1.0+builtin.strongroom" if self.type != "system" else "",
             "running_sha256": "",
             "deprecation_status": "supported" if self.type not in ("system", "token") else None,
         }

@@ -35,6 +35,7 @@ class NamespaceKeys:
     space: Subspace
     # Decoded hot records (mount table, policies), validated against the stored ciphertext on each use.
     cache: dict[bytes, tuple[bytes, Any]] = field(default_factory=dict, compare=False)
+    areas: dict[tuple[Any, ...], Subspace] = field(default_factory=dict, compare=False)
 
     @classmethod
     def build(cls, ns_id: bytes, path: str, root_key: SecretBytes, keyring: Keyring) -> NamespaceKeys:
@@ -55,7 +56,13 @@ class NamespaceKeys:
 
     def records(self, tx: Transaction, *area: Any) -> Records:
         """Return barrier records of ``area`` (e.g. ``("sys",)``) of this namespace in ``tx``."""
-        return Records(tx, self.barrier, self.space.sub(*area))
+        space = self.areas.get(area)
+        if space is None:
+            # Areas are a small fixed set plus one per mount: packing their prefix once is worth it.
+            space = self.space.sub(*area)
+            if len(self.areas) < 4096:
+                self.areas[area] = space
+        return Records(tx, self.barrier, space)
 
     def paths(self, tx: Transaction, *area: Any) -> PathIndex:
         """Return a blind-indexed path index over ``area`` of this namespace in ``tx``."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
 from strongroom.auth.acl import ACL
 from strongroom.auth.policy_store import PolicyStore
 from strongroom.auth.tokens import TokenEntry, TokenStore

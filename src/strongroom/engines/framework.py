@@ -176,10 +176,12 @@ class Backend(Generic[C]):
         Raises:
             UnsupportedPath: no route matches.
         """
-        for regex, _, route in self._routes:
-            m = regex.match(path)
-            if m is not None:
-                return Match(route, {k: v for k, v in m.groupdict().items() if v is not None})
+        for candidate in (path, path[:-1]) if path.endswith("/") else (path,):
+            # A trailing slash (every LIST carries one) may also name the route without it.
+            for regex, _, route in self._routes:
+                m = regex.match(candidate)
+                if m is not None:
+                    return Match(route, {k: v for k, v in m.groupdict().items() if v is not None})
         raise UnsupportedPath()
 
     def handler_for(self, match: Match[C, Any], operation: Operation) -> Handler[C, Any]:

@@ -13,6 +13,7 @@ first, before the seal check, with an :class:`OpenContext`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +29,7 @@ from strongroom.engines.context import Context
 from strongroom.engines.framework import Backend, Operation, Request, Response
 from strongroom.engines.open import OpenContext
 from strongroom.engines.registry import backend_for, open_backend
-from strongroom.errors import NotFound, PermissionDenied, Sealed, UnsupportedPath
+from strongroom.errors import InvalidRequest, NotFound, PermissionDenied, Sealed, UnsupportedPath
 from strongroom.storage.base import Transaction, transactional
 
 
@@ -58,6 +59,11 @@ class Router:
             StrongroomError: any subclass; the API layer maps it to a status code.
         """
         vault = self.node.vault(incoming.namespace)
+        if incoming.operation is Operation.LIST and not incoming.path.endswith("/"):
+            # Vault lists directories: the ACL and the engine see the path with its trailing slash.
+            incoming = dataclasses.replace(incoming, path=incoming.path + "/")
+        if incoming.path.endswith("/") and incoming.operation in (Operation.UPDATE, Operation.PATCH):
+            raise InvalidRequest("cannot write to a path ending in '/'")
         if incoming.path.startswith("sys/"):
             try:
                 match = self._open.match(incoming.path[4:])
@@ -123,6 +129,10 @@ class Router:
         """Route inside ``mount``, check the ACL and run the handler."""
         backend = backend_for(mount)
         match = backend.match(relative)
+        if not match.route.self_authorizing:
+            # Refuse callers with no possible grant before parsing, so a 400 never tells an
+            # unauthorised caller anything about a path.
+            acl.check_any(_acl_candidates(incoming.operation), incoming.path)
         fields = match.parse(incoming.data)
         request = Request(incoming.operation, relative, incoming.data,
                           mount.path, incoming.namespace, incoming.token)
@@ -150,6 +160,13 @@ class Router:
 
 def _acl_operation(operation: Operation) -> str:
     return str(operation.value)
+
+
+def _acl_candidates(operation: Operation) -> tuple[str, ...]:
+    """The capabilities that could allow ``operation`` once create-vs-update is decided."""
+    if operation is Operation.UPDATE:
+        return ("create", "update")
+    return (str(operation.value),)
 
 
 def authenticated_caller(entry: TokenEntry | None) -> TokenEntry:

@@ -40,9 +40,33 @@ def pack(t: tuple[Any, ...]) -> bytes:
         TypeError: an element has an unsupported type (keys are built by code, so this is a bug).
         ValueError: an integer needs more than 255 bytes.
     """
-    out = bytearray()
+    # Fast paths for the element types keys are made of (fixed area names, blind ids, small ints); keys
+    # are packed several times per request, so this is hot.
+    parts: list[bytes] = []
     for item in t:
-        _encode(out, item, nested=False)
+        cls = type(item)
+        if cls is str:
+            encoded = _STR_CACHE.get(item)
+            if encoded is None:
+                encoded = _encode_one(item)
+                if len(_STR_CACHE) < _STR_CACHE_MAX:
+                    _STR_CACHE[item] = encoded
+            parts.append(encoded)
+        elif cls is bytes:
+            body = item.replace(b"\x00", b"\x00\xff") if b"\x00" in item else item
+            parts.append(b"\x01" + body + b"\x00")
+        else:
+            parts.append(_encode_one(item))
+    return b"".join(parts)
+
+
+_STR_CACHE: dict[str, bytes] = {}
+_STR_CACHE_MAX = 4096
+
+
+def _encode_one(item: Any) -> bytes:
+    out = bytearray()
+    _encode(out, item, nested=False)
     return bytes(out)
 
 
