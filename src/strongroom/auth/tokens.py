@@ -154,6 +154,14 @@ class TokenEntry:
         return data
 
 
+def _decode_entry(raw: bytes) -> TokenEntry:
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise CorruptRecord("malformed token entry") from None
+    return TokenEntry.from_json(doc)
+
+
 def new_token_id() -> str:
     """Return a fresh service token (``hvs.`` + 24 base62 characters, about 142 bits)."""
     return TOKEN_PREFIX + random_base62(TOKEN_RANDOM_CHARS)
@@ -177,9 +185,12 @@ class TokenStore:
         return ("acc", self.hash("accessor:" + accessor))
 
     async def _stored(self, token_hash: bytes) -> TokenEntry | None:
-        """Return the stored entry with this hash, live or not."""
-        doc = await self.records.get_json("id", token_hash)
-        return None if doc is None else TokenEntry.from_json(doc)
+        """Return the stored entry with this hash, live or not.
+
+        Decoded entries are cached against their stored ciphertext (every request reads its token and
+        its ancestors), so any change by any node is still seen at once.
+        """
+        return await self.records.get_decoded(("id", token_hash), _decode_entry, self.keys.cache)
 
     async def _alive(self, entry: TokenEntry, now: float) -> bool:
         """Whether ``entry`` and every ancestor of it exist and have not expired at ``now``."""
