@@ -17,7 +17,6 @@ from strongroom.core.generate_root import (
 from strongroom.core.namespace import NamespaceKeys
 from strongroom.core.seal import decode_share
 from strongroom.core.vault import InitRequest, Vault
-from strongroom.crypto.shamir import split
 from strongroom.errors import InvalidRequest, InvalidShare, NotInitialized, Sealed
 from strongroom.storage.base import Transaction, transactional
 from strongroom.storage.memory import MemoryStore
@@ -135,7 +134,8 @@ async def test_wrong_quorum_resets_progress_and_issues_nothing() -> None:
     with pytest.raises(InvalidRequest, match="already been provided during this generation operation"):
         await ceremony.submit(shares[0], nonce, issue)
     with pytest.raises(InvalidShare, match=r"^root generation aborted: root key verification failed"):
-        await ceremony.submit(split(bytes(32), 3, 2)[1], nonce, issue)
+        # Same x-coordinate as a real share, altered value: combines, to the wrong key.
+        await ceremony.submit(bytes([shares[1][0] ^ 0x5A]) + shares[1][1:], nonce, issue)
     assert issue.calls == 0 and await _issued(vault) is None
     status = await ceremony.status()
     assert status["started"] and status["nonce"] == nonce and status["progress"] == 0

@@ -8,7 +8,7 @@ import pytest
 
 from strongroom.clock import FakeClock
 from strongroom.core.namespace import NamespaceKeys
-from strongroom.core.rekey import RekeyCeremony, RekeyPhase, RekeyRequest, read_backup
+from strongroom.core.rekey import RekeyCeremony, RekeyPhase, RekeyRequest
 from strongroom.core.seal import decode_share
 from strongroom.core.vault import InitRequest, Vault
 from strongroom.crypto.shamir import combine_key, split
@@ -34,6 +34,12 @@ async def _vault(shares: int = 3, threshold: int = 2) -> tuple[Vault, list[str],
 
 def _shares(keys: list[str]) -> list[bytes]:
     return [decode_share(k) for k in keys]
+
+
+def _forged(share: bytes) -> bytes:
+    """The share with its first value byte changed: same x-coordinate, so it combines with the other
+    shares (random x-coordinates of unrelated shares could collide), but to the wrong key."""
+    return bytes([share[0] ^ 0x5A]) + share[1:]
 
 
 async def _unseals_with(vault: Vault, keys: list[str]) -> bool:
@@ -81,7 +87,7 @@ async def test_full_rekey_replaces_the_root_key_and_config() -> None:
     config = await vault.seal_config()
     assert config is not None and (config.secret_shares, config.secret_threshold) == (5, 3)
 
-    assert not await _unseals_with(vault, old_keys[:2])
+    assert not await _unseals_with(vault, old_keys)  # three old shares rebuild the OLD key: refused
     assert not await _unseals_with(vault, result.keys[:2])  # below the new threshold
     assert await _unseals_with(vault, result.keys_base64[1:4])
 
@@ -138,10 +144,9 @@ async def test_shares_of_another_key_reset_progress_and_keep_the_attempt() -> No
     ceremony = RekeyCeremony(vault, vault.clock)
     await ceremony.start(RekeyRequest(3, 2))
     nonce = (await ceremony.status())["nonce"]
-    stranger = split(bytes(32), 3, 2)
     assert await ceremony.submit(_shares(keys)[0], nonce) is None
     with pytest.raises(InvalidShare, match="root key verification failed"):
-        await ceremony.submit(stranger[1], nonce)
+        await ceremony.submit(_forged(_shares(keys)[1]), nonce)
     status = await ceremony.status()
     assert status["started"] and status["nonce"] == nonce and status["progress"] == 0
     # The right shares still work afterwards, under the same nonce.
@@ -173,9 +178,9 @@ async def test_verification_commits_only_after_new_shares_are_proven() -> None:
     with pytest.raises(InvalidRequest, match=f'nonce for this verify operation is "{first_vnonce}"'):
         await ceremony.verify(new[0], nonce)
     assert await ceremony.verify(new[0], first_vnonce) is None
-    # Old shares in the verification phase combine to the wrong key: progress resets, nonce changes.
+    # A wrong share in the verification phase combines to the wrong key: progress resets, nonce changes.
     with pytest.raises(InvalidRequest, match="rekey verification failed; incorrect key shares supplied"):
-        await ceremony.verify(_shares(old_keys)[1], first_vnonce)
+        await ceremony.verify(_forged(new[1]), first_vnonce)
     second = (await ceremony.verification_status())["nonce"]
     assert second != first_vnonce
     # Two shares with the same x-coordinate cannot combine at all: same reset, another nonce.
@@ -263,8 +268,6 @@ async def test_sealed_and_uninitialised_vaults_refuse() -> None:
         await ceremony.status()
     with pytest.raises(Sealed):
         await ceremony.submit(_shares(keys)[0], "")
-    with pytest.raises(Sealed):
-        await read_backup(vault)
     fresh = RekeyCeremony(Vault(MemoryStore(), FakeClock()), FakeClock())
     with pytest.raises(NotInitialized, match="server is not yet initialized"):
         await fresh.status()
@@ -289,3 +292,34 @@ async def test_shares_that_no_longer_open_the_stored_keyring_are_refused() -> No
     with pytest.raises(InvalidShare, match="root key verification failed"):
         await ceremony.submit(_shares(old_keys)[1], nonce)
     assert vault.keys is keys_before
+
+
+async def test_an_attempt_dies_when_another_node_rekeys() -> None:
+    vault, old_keys, clock = await _vault()
+    stale = RekeyCeremony(vault, clock)
+    await stale.start(RekeyRequest(3, 2, require_verification=True))
+    nonce = (await stale.status())["nonce"]
+    await stale.submit(_shares(old_keys)[0], nonce)
+    pending = await stale.submit(_shares(old_keys)[1], nonce)
+    assert pending is not None and stale.phase is RekeyPhase.VERIFYING
+
+    # A second node on the same store completes its own rekey with the same old shares.
+    other = Vault(vault.store, FakeClock())
+    for key in old_keys[:2]:
+        await other.submit_unseal(key)
+    elsewhere = RekeyCeremony(other, other.clock)
+    await elsewhere.start(RekeyRequest(3, 2))
+    other_nonce = (await elsewhere.status())["nonce"]
+    await elsewhere.submit(_shares(old_keys)[0], other_nonce)
+    result = await elsewhere.submit(_shares(old_keys)[2], other_nonce)
+    assert result is not None
+
+    # This node is unsealed again with the newest shares: its half-verified attempt must not commit
+    # over the other node's rekey.
+    vault.seal()
+    for key in result.keys[:2]:
+        await vault.submit_unseal(key)
+    assert stale.phase is RekeyPhase.IDLE
+    with pytest.raises(InvalidRequest, match="no rekey in progress"):
+        await stale.verify(_shares(pending.keys)[0], pending.verification_nonce)
+    assert await _unseals_with(vault, result.keys[1:])

@@ -10,7 +10,8 @@ State machine (every transition happens under one lock, so concurrent calls see 
                          │ wrong combination: progress reset, same nonce
     VERIFYING ──threshold of NEW shares──► commit ──► IDLE
         │ wrong combination / restart_verification: progress reset, NEW verification nonce
-    any ──cancel or expiry──► IDLE  (the current shares stay valid until a commit)
+    any ──cancel, expiry, or the root key changed (another node rekeyed)──► IDLE
+          (the current shares stay valid until a commit)
 
 The commit is ONE storage transaction: the stored keyring is re-read, opened with the current root key
 and re-sealed under the new one, together with the new seal configuration and the backup record. The
@@ -98,6 +99,9 @@ class _Attempt:
     nonce: str
     started: float
     shares: ShareCollector
+    # The root key this attempt replaces: if it changes underneath (a rekey committed by another node,
+    # then an unseal with the new shares) the attempt is void.
+    replaces: SecretBytes
     # Set when the new key exists but waits for verification (phase VERIFYING).
     new_key: SecretBytes | None = None
     verification_nonce: str = ""
@@ -159,21 +163,20 @@ class RekeyCeremony:
         return RekeyPhase.VERIFYING if self._attempt.new_key is not None else RekeyPhase.COLLECTING
 
     def _expire(self) -> None:
-        attempt, limit = self._attempt, self.expiry_seconds
-        if attempt and limit is not None and self.clock.now() - attempt.started > limit:
+        attempt, limit, keys = self._attempt, self.expiry_seconds, self.vault.keys
+        if attempt is None:
+            return
+        if (limit is not None and self.clock.now() - attempt.started > limit) or (keys is not None and keys.root_key != attempt.replaces):
             self._attempt = None
 
-    async def _config(self) -> SealConfig:
+    async def _ready(self) -> tuple[SealConfig, NamespaceKeys]:
         config = await self.vault.seal_config()
         if config is None:
             raise NotInitialized("server is not yet initialized")
-        return config
-
-    def _keys(self) -> NamespaceKeys:
         keys = self.vault.keys
         if keys is None:
             raise Sealed()
-        return keys
+        return config, keys
 
     async def status(self) -> dict[str, Any]:
         """Return Vault's rekey status body (``sys/rekey/init`` GET).
@@ -182,18 +185,10 @@ class RekeyCeremony:
             NotInitialized: the vault has no seal configuration.
             Sealed: the vault is sealed on this node.
         """
-        config = await self._config()
-        self._keys()
+        config, _ = await self._ready()
         body: dict[str, Any] = {
-            "nonce": "",
-            "started": False,
-            "t": 0,
-            "n": 0,
-            "progress": 0,
-            "required": config.secret_threshold,
-            "pgp_fingerprints": None,
-            "backup": False,
-            "verification_required": False,
+            "nonce": "", "started": False, "t": 0, "n": 0, "progress": 0, "required": config.secret_threshold,
+            "pgp_fingerprints": None, "backup": False, "verification_required": False,
         }
         self._expire()
         attempt = self._attempt
@@ -236,12 +231,12 @@ class RekeyCeremony:
         # Parse keys now, not at the end of the ceremony: a bad key must not waste the custodians' shares.
         fingerprints = tuple(pgp.parse_public_key(k).fingerprint for k in request.pgp_keys)
         async with self._lock:
-            await self._config()
-            self._keys()
+            _, keys = await self._ready()
             if self.phase is not RekeyPhase.IDLE:
                 raise InvalidRequest("rekey already in progress")
             self._attempt = _Attempt(
-                request, fingerprints, random_uuid(), self.clock.now(), ShareCollector(self.clock)
+                request, fingerprints, random_uuid(), self.clock.now(), ShareCollector(self.clock),
+                keys.root_key,
             )
 
     def cancel(self) -> None:
@@ -260,8 +255,7 @@ class RekeyCeremony:
             Sealed / NotInitialized: the vault cannot be rekeyed now.
         """
         async with self._lock:
-            config = await self._config()
-            self._keys()
+            config, _ = await self._ready()
             attempt = self._attempt if self.phase is not RekeyPhase.IDLE else None
             if attempt is None:
                 raise InvalidRequest("no barrier rekey in progress")
@@ -331,8 +325,7 @@ class RekeyCeremony:
             InvalidRequest: ``no rekey configuration found`` (IDLE).
             Sealed / NotInitialized: as :meth:`status`.
         """
-        await self._config()
-        self._keys()
+        await self._ready()
         attempt = self._attempt if self.phase is not RekeyPhase.IDLE else None
         if attempt is None:
             raise InvalidRequest("no rekey configuration found")
@@ -363,8 +356,7 @@ class RekeyCeremony:
             Sealed / NotInitialized: the vault cannot be rekeyed now.
         """
         async with self._lock:
-            await self._config()
-            self._keys()
+            await self._ready()
             attempt = self._attempt if self.phase is not RekeyPhase.IDLE else None
             if attempt is None:
                 raise InvalidRequest("no rekey in progress")
@@ -397,7 +389,7 @@ class RekeyCeremony:
     async def _commit(self, new_key: SecretBytes, attempt: _Attempt, backup: dict[str, Any] | None) -> None:
         """Re-seal the keyring under ``new_key`` with the new seal configuration, then adopt it."""
         vault = self.vault
-        current = self._keys()
+        _, current = await self._ready()
         request = attempt.request
         config = SealConfig("shamir", request.secret_shares, request.secret_threshold, attempt.fingerprints)
 
@@ -430,39 +422,6 @@ class RekeyCeremony:
         vault.install(adopted)
         vault.forget_config()
         self._attempt = None
-
-
-async def read_backup(vault: Vault) -> dict[str, Any] | None:
-    """Return the stored ``{"nonce", "keys": {fingerprint: [hex message, ...]}}`` backup, or ``None``.
-
-    Raises:
-        Sealed: the vault is sealed on this node.
-    """
-    keys = vault.keys
-    if keys is None:
-        raise Sealed()
-
-    async def read(tx: Transaction) -> Any:
-        return await keys.records(tx, "sys").get_json(BACKUP_RECORD)
-
-    doc = await transactional(vault.store, read)
-    return doc if isinstance(doc, dict) else None
-
-
-async def delete_backup(vault: Vault) -> None:
-    """Delete the stored backup (no error if there is none).
-
-    Raises:
-        Sealed: the vault is sealed on this node.
-    """
-    keys = vault.keys
-    if keys is None:
-        raise Sealed()
-
-    async def clear(tx: Transaction) -> None:
-        keys.records(tx, "sys").clear(BACKUP_RECORD)
-
-    await transactional(vault.store, clear)
 
 
 _CEREMONIES: weakref.WeakKeyDictionary[Vault, RekeyCeremony] = weakref.WeakKeyDictionary()

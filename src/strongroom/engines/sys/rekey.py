@@ -22,15 +22,9 @@ from enum import Enum
 from typing import Any
 
 from strongroom.auth.policy_store import PolicyStore
-from strongroom.core.rekey import (
-    RekeyCeremony,
-    RekeyRequest,
-    RekeyResult,
-    delete_backup,
-    read_backup,
-    rekey_ceremony,
-)
+from strongroom.core.rekey import BACKUP_RECORD, RekeyCeremony, RekeyRequest, RekeyResult, rekey_ceremony
 from strongroom.core.seal import decode_share
+from strongroom.core.vault import Vault
 from strongroom.engines.fields import NoFields
 from strongroom.engines.framework import Operation, Request, Response, Route
 from strongroom.engines.open import OpenContext
@@ -138,6 +132,39 @@ def worded(family: Family) -> Iterator[None]:
         if text == exc.message:
             raise
         raise type(exc)(text) from None
+
+
+async def read_backup(vault: Vault) -> dict[str, Any] | None:
+    """Return the stored backup ``{"nonce", "keys": {fingerprint: [hex message]}}``, or ``None``.
+
+    Raises:
+        Sealed: the vault is sealed on this node.
+    """
+    keys = vault.keys
+    if keys is None:
+        raise Sealed()
+
+    async def read(tx: Transaction) -> Any:
+        return await keys.records(tx, "sys").get_json(BACKUP_RECORD)
+
+    doc = await transactional(vault.store, read)
+    return doc if isinstance(doc, dict) else None
+
+
+async def delete_backup(vault: Vault) -> None:
+    """Delete the stored backup (no error if there is none).
+
+    Raises:
+        Sealed: the vault is sealed on this node.
+    """
+    keys = vault.keys
+    if keys is None:
+        raise Sealed()
+
+    async def clear(tx: Transaction) -> None:
+        keys.records(tx, "sys").clear(BACKUP_RECORD)
+
+    await transactional(vault.store, clear)
 
 
 def share_fields(family: Family, req: Request, f: KeyFields) -> tuple[bytes, str]:
