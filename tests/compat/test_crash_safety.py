@@ -22,9 +22,9 @@ THREADS = 4
 ROUNDS = 3
 
 
-def _writer(addr: str, tid: int, stop: threading.Event, acked: list[tuple[str, int]]) -> None:
+def _writer(addr: str, tid: int, start: int, stop: threading.Event, acked: list[tuple[str, int]]) -> None:
     with httpx.Client(base_url=addr, headers={"X-Vault-Token": "root"}, timeout=5) as client:
-        n = 0
+        n = start
         while not stop.is_set():
             path = f"crash/t{tid}/s{n % 7}"
             try:
@@ -40,11 +40,11 @@ def test_kill_9_keeps_every_acknowledged_write(tmp_path: Path) -> None:
     args = ["--dev", "--dev-root-token-id", "root", "--storage", f"sqlite:///{tmp_path / 'store.db'}"]
     rng = random.Random(20261126)
     latest: dict[str, int] = {}
-    for _ in range(ROUNDS):
+    for round_ in range(ROUNDS):
         server = start_strongroom(args, tmp_path)
         stop = threading.Event()
         acked: list[tuple[str, int]] = []
-        threads = [threading.Thread(target=_writer, args=(server.addr, t, stop, acked)) for t in range(THREADS)]
+        threads = [threading.Thread(target=_writer, args=(server.addr, t, round_ * 1_000_000, stop, acked)) for t in range(THREADS)]
         for t in threads:
             t.start()
         time.sleep(rng.uniform(0.3, 1.2))  # a random moment to crash at, not a wait for a condition

@@ -73,7 +73,8 @@ def test_full_lifecycle_with_hvac(tmp_path: Path) -> None:
         assert reader.secrets.kv.v2.list_secrets("app", mount_point="kv")["data"]["keys"] == ["db"]
 
         # Revoking the parent of a child token revokes the child too.
-        parent = client.auth.token.create(policies=["app-reader"])["auth"]["client_token"]
+        client.sys.create_or_update_policy("token-creator", 'path "auth/token/create" { capabilities = ["update"] }')
+        parent = client.auth.token.create(policies=["app-reader", "token-creator"])["auth"]["client_token"]
         grandchild = hvac.Client(url=server.addr, token=parent).auth.token.create(policies=["app-reader"])
         client.auth.token.revoke(parent)
         with pytest.raises(hvac.exceptions.Forbidden):
@@ -103,7 +104,7 @@ def test_full_lifecycle_with_hvac(tmp_path: Path) -> None:
         assert client.sys.is_sealed() is True
         with pytest.raises(hvac.exceptions.InvalidRequest):
             client.sys.submit_unseal_keys(shares)  # the three old shares do not combine to the new key
-        client.sys.submit_unseal(reset=True)
+        client.sys.submit_unseal_key(reset=True)
         _unseal(client, new_shares[2:5])
         client.token = root
         read = client.secrets.kv.v2.read_secret_version("app/db", mount_point="kv", raise_on_deleted_version=True)
