@@ -73,10 +73,29 @@ class BlindIndexer(_KeyedHash):
     more, as long as the key stays secret.
     """
 
-    __slots__ = ()
+    __slots__ = ("_memo",)
+
+    _MEMO_MAX = 65536
+
+    def __init__(self, key: SecretBytes) -> None:
+        super().__init__(key)
+        # Hot paths compute the same indexes again and again (every request names its secret's path).
+        # The memo holds only derived indexes, which are no more sensitive than the key already in memory.
+        self._memo: dict[tuple[bytes, str], bytes] = {}
 
     def index(self, parent: bytes, name: str) -> bytes:
         """Return the 16-byte index. Raises ``InvalidRequest`` if ``name`` cannot be encoded as UTF-8."""
+        memo_key = (parent, name)
+        hit = self._memo.get(memo_key)
+        if hit is not None:
+            return hit
+        result = self._compute(parent, name)
+        if len(self._memo) >= self._MEMO_MAX:
+            self._memo.clear()
+        self._memo[memo_key] = result
+        return result
+
+    def _compute(self, parent: bytes, name: str) -> bytes:
         try:
             encoded_name = name.encode("utf-8")
         except UnicodeEncodeError:
