@@ -74,3 +74,12 @@ def test_repr_shows_no_share() -> None:
     c = ShareCollector(FakeClock())
     c.add(shares[0], CONFIG)
     assert shares[0].hex() not in repr(c)
+
+
+def test_base64_share_made_of_hex_digits_is_not_read_as_hex() -> None:
+    import base64
+
+    # 33 bytes whose base64 form uses only hex digits: an unlucky but valid share.
+    raw = base64.b64decode("1234" * 11)
+    assert len(raw) == 33
+    assert decode_share("1234" * 11) == raw

@@ -80,7 +80,7 @@ class PolicyStore:
         """
         name = self.normalize(name)
         if name in (ROOT_POLICY_NAME, DEFAULT_POLICY_NAME):
-            raise InvalidRequest(f'cannot delete "{name}" policy')
+            raise InvalidRequest(f"cannot delete {name} policy")
         entry = self._index.entry(self._index.id_of(name))
         if await entry.exists(*_ENTRY):
             entry.clear(*_ENTRY)

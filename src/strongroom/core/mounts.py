@@ -122,10 +122,11 @@ class MountTable:
                 continue
             if e.path == entry.path:
                 raise InvalidRequest(f"path is already in use at {entry.path}")
+            # Vault answers both nestings with the same words, which clients match on.
             if entry.path.startswith(e.path):
-                raise InvalidRequest(f"cannot mount under existing mount {e.path!r}")
+                raise InvalidRequest(f"path is already in use at {e.path}")
             if e.path.startswith(entry.path):
-                raise InvalidRequest(f"cannot mount {entry.path!r} because an existing mount is under it")
+                raise InvalidRequest(f"path is already in use at {e.path}")
         return MountTable(self.entries + (entry,))
 
     def without(self, entry: MountEntry) -> MountTable:

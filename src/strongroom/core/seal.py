@@ -69,8 +69,12 @@ def decode_share(text: str) -> bytes:
         InvalidRequest: neither hex nor base64.
     """
     text = text.strip()
+    # As Vault: hex only when it decodes to a plausible key length, so a base64 share that happens to
+    # use only hex digits is not misread.
     try:
-        return bytes.fromhex(text)
+        raw = bytes.fromhex(text)
+        if len(raw) in (KEY_BYTES, KEY_BYTES + 1):
+            return raw
     except ValueError:
         pass
     try:

@@ -25,6 +25,7 @@ from strongroom.core.mounts import (
 from strongroom.engines.context import Context
 from strongroom.engines.fields import NoFields, parse_duration
 from strongroom.engines.framework import Operation, Request, Response, Route
+from strongroom.engines.kv.v2.upgrade import upgrade_v1_to_v2
 from strongroom.engines.registry import SECRET_ENGINE_TYPES
 from strongroom.errors import InvalidRequest, PermissionDenied
 
@@ -293,6 +294,9 @@ async def write_tune(ctx: Context, req: Request, f: TuneFields) -> Response | No
         options=options,
         description=f.description if f.description is not None else entry.description,
     )
+    if entry.type == "kv" and entry.version != "2" and updated.version == "2":
+        # The data moves to the v2 layout in this same transaction: readers see v1 or v2, never a mix.
+        await upgrade_v1_to_v2(ctx.keys.records(ctx.tx, "m", entry.uuid), ctx.clock.now())
     store_table(ctx.tx, ctx.keys, table.replaced(updated))
     return Response(warnings=[warning]) if warning else None
 
