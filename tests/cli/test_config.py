@@ -54,7 +54,9 @@ def test_vault_style_file_loads_with_warnings() -> None:
     joined = "\n".join(config.warnings)
     assert "cluster_addr" in joined
     assert "telemetry" in joined
-    assert "disable_unauthed_rekey_endpoints" in joined
+    # Honoured, not ignored: it switches Vault's unauthenticated sys/rekey back on.
+    assert "disable_unauthed_rekey_endpoints" not in joined
+    assert config.disable_unauthed_rekey_endpoints is False
 
 
 def test_json_file_with_relative_sqlite_path() -> None:
@@ -180,3 +182,13 @@ def test_later_backends_register_and_read_secrets_by_reference(
     with pytest.raises(InvalidRequest, match="PGPW is not set"):
         storage_secret(env_config.storage_options, "password", {})
     assert storage_secret(env_config.storage_options, "token", {}) is None
+
+
+def test_disable_unauthed_rekey_endpoints_maps_to_a_setting() -> None:
+    from strongroom.cli.config import parse_config
+
+    assert parse_config('listener "tcp" { address = "127.0.0.1:1" }').disable_unauthed_rekey_endpoints is True
+    relaxed = parse_config(
+        'listener "tcp" {\n address = "127.0.0.1:1"\n disable_unauthed_rekey_endpoints = false\n}'
+    )
+    assert relaxed.disable_unauthed_rekey_endpoints is False

@@ -53,7 +53,8 @@ _IGNORED_TOP = frozenset(
      "disable_clustering", "enable_response_header_hostname", "enable_response_header_raft_node_id",
      "introspection_endpoint", "ha_storage"}
 )  # fmt: skip
-_LISTENER_KEYS = frozenset({"address", "tls_cert_file", "tls_key_file", "tls_disable", "max_request_size"})
+_LISTENER_KEYS = frozenset({"address", "tls_cert_file", "tls_key_file", "tls_disable", "max_request_size",
+                            "disable_unauthed_rekey_endpoints"})
 _SECRET_KEYS = frozenset({"password", "secret", "token", "secret_key", "access_key"})
 
 
@@ -77,6 +78,8 @@ class ServerConfig:
     ui: bool = False
     log_level: str | None = None
     max_request_size: int | None = None
+    # OpenBao's listener setting; strongroom's default is OpenBao's (rekey needs a sudo token).
+    disable_unauthed_rekey_endpoints: bool = True
     """Body limit in bytes from the listener block; Vault's meaning: 0 default (32 MiB), negative: none."""
     seal_type: str | None = None
     seal_options: Mapping[str, Any] = field(default_factory=_empty)
@@ -306,6 +309,9 @@ def _listener(block_type: str, body: dict[str, Any], where: str, warnings: list[
         "tls_key_file": _string(body.get("tls_key_file"), f"{w} tls_key_file"),
         "tls_disable": bool(_bool(body.get("tls_disable"), f"{w} tls_disable")),
         "max_request_size": _int(body.get("max_request_size"), f"{w} max_request_size"),
+        "disable_unauthed_rekey_endpoints": _bool(
+            body.get("disable_unauthed_rekey_endpoints", True), f"{w} disable_unauthed_rekey_endpoints"
+        ),
     }
 
 

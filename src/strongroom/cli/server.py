@@ -108,7 +108,11 @@ async def serve(config: ServerConfig, *, dev: bool, dev_root_token_id: str | Non
 
     url = config.storage_url or DEFAULT_STORAGE
     store = open_store(url)
-    settings = NodeSettings(max_request_bytes=config.max_request_size or 32 * 1024 * 1024, dev=dev)
+    settings = NodeSettings(
+        max_request_bytes=config.max_request_size or 32 * 1024 * 1024,
+        dev=dev,
+        unauthenticated_rekey=not config.disable_unauthed_rekey_endpoints,
+    )
     node = Node(store, settings=settings)
     listen = config.listen_address or DEFAULT_LISTEN
     host, _, port = listen.rpartition(":")
