@@ -33,10 +33,10 @@ def open_backend() -> Backend[OpenContext]:
 @cache
 def _backends() -> dict[str, Backend[Context]]:
     from strongroom.engines.kv import v1, v2
-    from strongroom.engines.sys import keys, mounts, policies
+    from strongroom.engines.sys import auth_methods, keys, mounts, policies
     from strongroom.engines.token import routes as token_routes
 
-    sys_routes: list[Any] = [*mounts.ROUTES, *policies.ROUTES, *keys.ROUTES]
+    sys_routes: list[Any] = [*mounts.ROUTES, *auth_methods.ROUTES, *policies.ROUTES, *keys.ROUTES]
     return {
         "system": Backend(sys_routes),
         "token": Backend(list(token_routes.ROUTES)),
