@@ -79,8 +79,11 @@ class PolicyStore:
             InvalidRequest: the policy is ``root`` or ``default``.
         """
         name = self.normalize(name)
-        if name in (ROOT_POLICY_NAME, DEFAULT_POLICY_NAME):
-            raise InvalidRequest(f"cannot delete {name} policy")
+        # OpenBao's two messages differ in quoting; clients match on them.
+        if name == ROOT_POLICY_NAME:
+            raise InvalidRequest('cannot delete "root" policy')
+        if name == DEFAULT_POLICY_NAME:
+            raise InvalidRequest("cannot delete default policy")
         entry = self._index.entry(self._index.id_of(name))
         if await entry.exists(*_ENTRY):
             entry.clear(*_ENTRY)

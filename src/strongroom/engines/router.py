@@ -109,6 +109,8 @@ class Router:
         self, tx: Transaction, vault: Vault, incoming: Incoming
     ) -> tuple[Response | None, list[Callable[[], None]]]:
         keys = await vault.current_keys(tx)
+        if not incoming.token:
+            return await self._anonymous(tx, keys, incoming)
         entry = await self.authenticate(tx, vault, incoming.token, keys)
         acl = await PolicyStore(tx, keys).acl(entry.policies, self.node.clock.now())
         table = await load_table(tx, keys)
@@ -116,12 +118,32 @@ class Router:
         if mount is None:
             acl.check(_acl_operation(incoming.operation), incoming.path, incoming.data)
             raise UnsupportedPath(f"no handler for route \"{incoming.path}\". route entry not found.")
-        prefix = mount.path if mount.kind == "secret" else "auth/" + mount.path
-        relative = incoming.path[len(prefix):] if len(incoming.path) >= len(prefix) else ""
         ctx = Context(self.node, keys, tx, mount, entry, incoming.token, acl, incoming.request_id)
-        response = await self.dispatch(ctx, mount, incoming, relative, acl)
+        response = await self.dispatch(ctx, mount, incoming, _relative(mount, incoming.path), acl)
         await TokenStore(tx, keys, self.node.clock).use(entry)
         return response, ctx.after_commit
+
+    async def _anonymous(
+        self, tx: Transaction, keys: NamespaceKeys, incoming: Incoming
+    ) -> tuple[Response | None, list[Callable[[], None]]]:
+        """A request without a token: only routes declared ``unauthenticated`` run, with a deny-all ACL.
+
+        Every other outcome, including an unknown path, is the same 403, so an anonymous caller learns
+        nothing about which mounts or routes exist.
+        """
+        mount = (await load_table(tx, keys)).match(incoming.path)
+        if mount is None:
+            raise PermissionDenied()
+        relative = _relative(mount, incoming.path)
+        try:
+            match = backend_for(mount).match(relative)
+        except UnsupportedPath:
+            raise PermissionDenied() from None
+        if not match.route.unauthenticated:
+            raise PermissionDenied()
+        acl = ACL([])
+        ctx = Context(self.node, keys, tx, mount, None, "", acl, incoming.request_id)
+        return await self.dispatch(ctx, mount, incoming, relative, acl), ctx.after_commit
 
     async def dispatch(
         self, ctx: Context, mount: MountEntry, incoming: Incoming, relative: str, acl: ACL
@@ -129,7 +151,7 @@ class Router:
         """Route inside ``mount``, check the ACL and run the handler."""
         backend = backend_for(mount)
         match = backend.match(relative)
-        if not match.route.self_authorizing:
+        if not match.route.self_authorizing and not (match.route.unauthenticated and ctx.caller is None):
             # Refuse callers with no possible grant before parsing, so a 400 never tells an
             # unauthorised caller anything about a path.
             acl.check_any(_acl_candidates(incoming.operation), incoming.path)
@@ -143,7 +165,7 @@ class Router:
             operation = Operation.UPDATE if exists else Operation.CREATE
             request = request.with_operation(operation)
         handler = backend.handler_for(match, operation)
-        if not match.route.self_authorizing:
+        if not match.route.self_authorizing and not (match.route.unauthenticated and ctx.caller is None):
             acl.check(_acl_operation(operation), incoming.path, incoming.data, requires_sudo=match.route.sudo)
         response = await handler(ctx, request, fields)
         if response is None and operation in (Operation.READ, Operation.LIST):
@@ -156,6 +178,12 @@ class Router:
         ):
             raise NotFound()
         return response
+
+
+def _relative(mount: MountEntry, path: str) -> str:
+    """``path`` relative to ``mount`` (``""`` for the mount point itself)."""
+    prefix = mount.path if mount.kind == "secret" else "auth/" + mount.path
+    return path[len(prefix):] if len(path) >= len(prefix) else ""
 
 
 def _acl_operation(operation: Operation) -> str:

@@ -317,7 +317,7 @@ async def read_ui_mount(ctx: Context, req: Request, f: UiMountFields) -> Respons
     path = f.path.strip("/") + "/"
     entry = (await load_table(ctx.tx, ctx.keys)).match(path)
     full = "" if entry is None else (entry.path if entry.kind == "secret" else "auth/" + entry.path)
-    if entry is None or not ctx.acl.has_access_under(full):
+    if entry is None or not _visible(ctx, entry):
         raise PermissionDenied(
             "preflight capability check returned 403, please ensure client's policies grant access "
             f'to path "{path}"'
@@ -327,10 +327,19 @@ async def read_ui_mount(ctx: Context, req: Request, f: UiMountFields) -> Respons
     return Response(data=view)
 
 
+def _visible(ctx: Context, entry: MountEntry) -> bool:
+    """Vault's rule: a mount is listed when its listing visibility is ``unauth`` or the caller can reach
+    something inside it (an anonymous caller has a deny-all ACL)."""
+    if entry.config.get("listing_visibility") == "unauth":
+        return True
+    full = entry.path if entry.kind == "secret" else "auth/" + entry.path
+    return ctx.caller is not None and ctx.acl.has_access_under(full)
+
+
 async def list_ui_mounts(ctx: Context, req: Request, f: NoFields) -> Response:
     table = await load_table(ctx.tx, ctx.keys)
-    secret = {e.path: _mount_view(e) for e in table.by_kind("secret")}
-    auth = {e.path: _mount_view(e) for e in table.by_kind("auth")}
+    secret = {e.path: _mount_view(e) for e in table.by_kind("secret") if _visible(ctx, e)}
+    auth = {e.path: _mount_view(e) for e in table.by_kind("auth") if _visible(ctx, e)}
     return Response(data={"secret": secret, "auth": auth})
 
 
@@ -342,8 +351,10 @@ ROUTES: list[SysRoute] = [
         {Operation.UPDATE: enable_mount, Operation.READ: read_mount, Operation.DELETE: disable_mount},
     ),
     Route("mounts/{path:*}/tune", TuneFields, {Operation.READ: read_tune, Operation.UPDATE: write_tune}),
-    Route("internal/ui/mounts", NoFields, {Operation.READ: list_ui_mounts}),
-    Route(
-        "internal/ui/mounts/{path:*}", UiMountFields, {Operation.READ: read_ui_mount}, self_authorizing=True
-    ),
+    # Unauthenticated in Vault too: the UI and CLIs discover mounts (and KV versions) through them; each
+    # handler shows only what the caller may see.
+    Route("internal/ui/mounts", NoFields, {Operation.READ: list_ui_mounts},
+          self_authorizing=True, unauthenticated=True),
+    Route("internal/ui/mounts/{path:*}", UiMountFields, {Operation.READ: read_ui_mount},
+          self_authorizing=True, unauthenticated=True),
 ]
