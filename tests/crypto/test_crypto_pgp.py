@@ -3,61 +3,14 @@
 from __future__ import annotations
 
 import base64
-import os
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from tests.support.require import require_binary
+from tests.support.gpg import Gpg, GpgKey, gpg_home
 
 from strongroom.crypto import pgp
 from strongroom.errors import InvalidRequest
-
-
-@dataclass(frozen=True)
-class GpgKey:
-    fingerprint: str  # as gpg prints it: uppercase hex
-    binary: bytes  # gpg --export
-
-    @property
-    def vault_entry(self) -> str:
-        """What Vault's CLI sends in pgp_keys: standard base64 of the binary public key."""
-        return base64.b64encode(self.binary).decode()
-
-
-@dataclass(frozen=True)
-class Gpg:
-    executable: str
-    home: str
-
-    def run(self, *args: str, data: bytes | None = None) -> bytes:
-        result = subprocess.run(
-            [self.executable, "--batch", "--homedir", self.home, *args],
-            input=data,
-            capture_output=True,
-            check=False,
-            timeout=120,
-        )
-        if result.returncode != 0:
-            raise AssertionError(f"gpg {args[0]} failed: {result.stderr.decode(errors='replace')}")
-        return result.stdout
-
-    def generate(self, uid: str, primary: str, subkey: str | None) -> GpgKey:
-        self.run("--passphrase", "", "--quick-gen-key", uid, primary, "sign", "never")
-        fingerprint = next(
-            line.split(":")[9]
-            for line in self.run("--with-colons", "--list-keys", uid).decode().splitlines()
-            if line.startswith("fpr:")
-        )
-        if subkey:
-            self.run("--passphrase", "", "--quick-add-key", fingerprint, subkey, "encr", "never")
-        return GpgKey(fingerprint, self.run("--export", fingerprint))
-
-    def decrypt(self, message: bytes) -> bytes:
-        return self.run("--decrypt", data=message)
 
 
 @dataclass(frozen=True)
@@ -70,23 +23,13 @@ class Keys:
 
 @pytest.fixture(scope="module")
 def keys() -> Iterator[Keys]:
-    executable = require_binary("gpg", "/usr/bin/gpg")
-    # A short path: gpg-agent's socket lives in the home directory and Unix sockets have a ~108-byte limit.
-    home = tempfile.mkdtemp(prefix="sr-gpg-")
-    os.chmod(home, 0o700)
-    gpg = Gpg(executable, home)
-    try:
+    with gpg_home() as gpg:
         yield Keys(
             gpg,
             ed25519=gpg.generate("Alice <alice@example.invalid>", "ed25519", "cv25519"),
             rsa=gpg.generate("Bob <bob@example.invalid>", "rsa3072", "rsa3072"),
             sign_only=gpg.generate("Carol <carol@example.invalid>", "ed25519", None),
         )
-    finally:
-        gpgconf = shutil.which("gpgconf")
-        if gpgconf:
-            subprocess.run([gpgconf, "--homedir", home, "--kill", "all"], check=False, capture_output=True)
-        shutil.rmtree(home, ignore_errors=True)
 
 
 SHARE = bytes.fromhex("436a2cd8414145cea98c40cbe0269d537da29f3620b151f35a310c1f0e2243404f")

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from tests.crypto.test_crypto_pgp import Gpg, GpgKey
+from tests.support.gpg import Gpg, GpgKey
 from tests.support.require import require_binary
 from tests.support.vault import InProcessVault, start_vault
 
