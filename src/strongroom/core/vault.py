@@ -21,6 +21,7 @@ import orjson
 
 from strongroom.barrier.keyring import Keyring
 from strongroom.clock import Clock
+from strongroom.core.encryption_budget import EncryptionBudget
 from strongroom.core.namespace import ROOT_NAMESPACE_ID, NamespaceKeys
 from strongroom.core.seal import SealConfig, ShareCollector, decode_share
 from strongroom.crypto import pgp
@@ -98,6 +99,7 @@ class Vault:
         # The keyring record the in-memory keys were decrypted from; compared on every request so a
         # rotation or rekey committed by another node (or process) is picked up at once.
         self._keyring_blob: bytes | None = None
+        self.budget = EncryptionBudget(store, clock)
 
     def __repr__(self) -> str:
         return f"Vault(path={self.path!r}, sealed={self.sealed})"
@@ -258,6 +260,23 @@ class Vault:
             self.keys = keys
         self._keyring_blob = blob
         return keys
+
+    async def account_encryptions(self) -> None:
+        """Reserve the next block of barrier encryptions when half of this node's block is used.
+
+        Runs after a request committed, outside its transaction; rotates the keyring when the term has
+        reached AES-GCM's safe bound (see :mod:`strongroom.core.encryption_budget`).
+        """
+        keys = self.keys
+        if keys is None or self.budget.reserving or not self.budget.needs_block(keys):
+            return
+        self.budget.reserving = True
+        try:
+            rotated = await self.budget.reserve(keys)
+        finally:
+            self.budget.reserving = False
+        if rotated is not None and self.keys is keys:
+            self.install(rotated)
 
     def seal(self) -> None:
         """Forget the keys and any unseal progress on this node."""

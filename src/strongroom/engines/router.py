@@ -85,6 +85,7 @@ class Router:
         response, after_commit = await transactional(self.node.store, run)
         for action in after_commit:
             action()
+        await vault.account_encryptions()
         return response
 
     async def authenticate(

@@ -32,7 +32,7 @@ async def key_status(ctx: Context, req: Request, f: NoFields) -> Response:
     data = {
         "term": term.number,
         "install_time": rfc3339(term.install_time),
-        "encryptions": ctx.keys.barrier.encryptions,
+        "encryptions": ctx.node.vault(req.namespace).budget.encryptions(ctx.keys),
     }
     return Response(data=data, sys_inject=True)
 
