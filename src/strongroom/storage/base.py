@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import random
 from bisect import bisect_left
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -317,3 +317,66 @@ class BufferedTransaction:
         merged.append((begin, end))
         merged.sort()
         self._cleared = merged
+
+
+Change = tuple[frozenset[bytes], list[tuple[bytes, bytes]]]
+"""What one commit wrote: the keys it set or cleared, and the ranges it cleared."""
+
+
+class WriteLog:
+    """What a writer's latest commits wrote, numbered by a commit counter, for cheap conflict checks.
+
+    Entry ``i`` is the :data:`Change` of the commit that moved the counter from ``base + i`` to
+    ``base + i + 1``. A log knows only the commits it was shown, so :meth:`begin` starts afresh whenever
+    the counter is not where the last logged commit left it (another process committed, or a failure
+    reset ``top``). Not thread-safe: one writer uses it.
+    """
+
+    __slots__ = ("base", "entries", "keep", "top")
+
+    def __init__(self, keep: int = 4096) -> None:
+        self.keep = keep
+        """Commits remembered; snapshots older than that get ``None`` from :meth:`since`."""
+        self.base = 0
+        self.top: int | None = None
+        """The counter after the last logged commit; ``None`` when unknown."""
+        self.entries: list[Change] = []
+
+    def begin(self, counter: int) -> None:
+        """Start logging at ``counter``, read under the write lock."""
+        if counter != self.top:
+            self.base, self.top = counter, counter
+            self.entries.clear()
+        elif len(self.entries) > 2 * self.keep:
+            drop = len(self.entries) - self.keep
+            del self.entries[:drop]
+            self.base += drop
+
+    def append(self, written: Iterable[bytes], cleared: list[tuple[bytes, bytes]]) -> None:
+        """Log the next commit."""
+        self.entries.append((frozenset(written), cleared))
+
+    def since(self, counter: int) -> list[Change] | None:
+        """The changes of every commit after ``counter``, or ``None`` when the log cannot tell."""
+        if counter < self.base:
+            return None
+        return self.entries[counter - self.base :]
+
+
+def suspects(
+    keys: Iterable[bytes], ranges: list[tuple[bytes, bytes]], changes: list[Change]
+) -> tuple[set[bytes], list[int]]:
+    """Return which of ``keys`` and (by index) which of ``ranges`` any of ``changes`` touched."""
+    written: set[bytes] = set()
+    cleared: list[tuple[bytes, bytes]] = []
+    for w, c in changes:
+        written |= w
+        cleared += c
+    hit = written.intersection(keys)
+    if cleared:
+        hit.update(k for k in keys if any(b <= k < e for b, e in cleared))
+    touched = [
+        i for i, (b, e) in enumerate(ranges)
+        if any(b <= k < e for k in written) or any(cb < e and b < ce for cb, ce in cleared)
+    ]
+    return hit, touched
