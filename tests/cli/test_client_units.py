@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import base64
+import errno
+import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -149,3 +153,47 @@ def test_json_output_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
         envelope_json({"request_id": "r", "data": {"a": "é"}, "wrap_info": None, "auth": None})
     )
     assert json.loads(capsys.readouterr().out) == {"request_id": "r", "data": {"a": "é"}}
+
+
+class _FailingStream(io.StringIO):
+    """A stdout whose writes fail like a closed pipe or a full disk."""
+
+    def __init__(self, exc: OSError) -> None:
+        super().__init__()
+        self.exc = exc
+
+    def write(self, text: str) -> int:
+        raise self.exc
+
+
+POLICY_TEXT = 'path "a" {\n  capabilities = ["read"]\n}\n'
+
+
+def test_output_errors_are_one_line_not_tracebacks(tmp_path: Path) -> None:
+    policy = tmp_path / "p.hcl"
+    policy.write_text(POLICY_TEXT)
+    err = io.StringIO()
+    gone = _FailingStream(BrokenPipeError(errno.EPIPE, "Broken pipe"))
+    # `strongroom ... | head`: the reader left; exit 1 quietly, as a Go CLI dies quietly of SIGPIPE.
+    assert run(["policy", "fmt", str(policy)], stdout=gone, stderr=err) == 1
+    assert err.getvalue() == ""
+    full = _FailingStream(OSError(errno.ENOSPC, "No space left on device"))
+    assert run(["policy", "fmt", str(policy)], stdout=full, stderr=err) == 1
+    assert err.getvalue() == "Error writing output: No space left on device\n"
+
+
+def test_full_disk_in_a_real_process(tmp_path: Path) -> None:
+    if not Path("/dev/full").exists():
+        pytest.skip("/dev/full is Linux-only")
+    policy = tmp_path / "p.hcl"
+    policy.write_text(POLICY_TEXT)
+    exe = Path(sys.executable).parent / "strongroom"
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [str(exe), "policy", "fmt", str(policy)],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    assert (done.returncode, done.stderr) == (1, "Error writing output: No space left on device\n")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.cli.targets import Runner, VaultTarget, free_port
+from tests.support.require import require_binary
 
 pytestmark = pytest.mark.slow
 
@@ -165,8 +165,7 @@ def _gpg(home: Path, *args: str, data: bytes | None = None) -> bytes:
 def test_init_with_pgp_keys(
     fresh_target: VaultTarget, cli: Callable[[VaultTarget], Runner], tmp_path: Path
 ) -> None:
-    if shutil.which("gpg") is None:
-        pytest.skip("gpg is not installed")
+    require_binary("gpg")  # fails instead of skipping under STRONGROOM_REQUIRE_ALL=1
     home = tmp_path / "gnupg"
     home.mkdir(mode=0o700)
     files = []

@@ -134,7 +134,8 @@ def test_token_revoke_by_accessor_and_usage(run: Runner) -> None:
     assert run("token", "capabilities").code == 1
 
 
-def test_policy_fmt_rewrites_file(run: Runner, tmp_path: Path) -> None:
+def test_policy_fmt_rewrites_file(cli: Callable[[VaultTarget], Runner], tmp_path: Path) -> None:
+    run = cli(VaultTarget("http://127.0.0.1:1", ""))  # fmt is local: no server, so not parametrized
     path = tmp_path / "ugly.hcl"
     path.write_text('path "a/*" { capabilities=["read","list"] }\npath "b" {\ncapabilities = ["deny"]}\n')
     res = run("policy", "fmt", str(path))

@@ -7,6 +7,8 @@ Vault's CLI: 0 success, 1 bad usage or a local error, 2 an error from the server
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
@@ -21,7 +23,7 @@ from strongroom.cli.base import (
     normalise_argv,
     resolve_format,
 )
-from strongroom.cli.output import Output
+from strongroom.cli.output import Output, OutputFailed
 
 # A subcommand registrar such as ``server.register``: gets the subparsers action, adds its parser.
 Register = Callable[[Any], None]
@@ -54,8 +56,6 @@ def run(
     stderr: TextIO | None = None,
 ) -> int:
     """Parse ``argv`` and run the command; return its exit code. Streams default to the process's."""
-    import os
-
     env = dict(os.environ if environ is None else environ)
     err = stderr if stderr is not None else sys.stderr
     parser = build_parser(extra)
@@ -71,17 +71,41 @@ def run(
     ctx = Context(args=args, output=output, environ=env, stdin=stdin if stdin is not None else sys.stdin)
     try:
         handler = getattr(args, "handler", None)
-        if handler is not None:
-            code: int = handler(ctx)
-            return code
-        # Commands registered by other modules (``server``) set ``func`` and take the parsed arguments.
-        result = args.func(args)
-        return int(result) if result is not None else 0
+        if handler is None:
+            # Commands registered by other modules (``server``) set ``func`` and take the parsed arguments.
+            result = args.func(args)
+            return int(result) if result is not None else 0
+        code: int = handler(ctx)
+        output.flush()
+        return code
     except CommandFailed as exc:
-        output.error(exc.message)
-        return exc.code
+        return _report(output, exc.message, exc.code)
+    except OutputFailed as exc:
+        return _output_failed(output, exc)
     except KeyboardInterrupt:
-        output.error("user canceled")
-        return EXIT_USAGE
+        return _report(output, "user canceled", EXIT_USAGE)
     finally:
         ctx.close()
+
+
+def _report(output: Output, message: str, code: int) -> int:
+    """Print an error line; a failing stderr cannot be reported anywhere, so it only keeps the code."""
+    with contextlib.suppress(OutputFailed):
+        output.error(message)
+    return code
+
+
+def _output_failed(output: Output, exc: OutputFailed) -> int:
+    """A reader that went away (``strongroom kv get ... | head``) is not an error worth a message; a full
+    disk is. Either way the command failed locally (exit 1), and stdout is pointed at /dev/null so the
+    interpreter's final flush does not print a second traceback."""
+    try:
+        target = output.out.fileno()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, target)
+        os.close(devnull)
+    except (OSError, ValueError):  # not a real file (in-process use, tests): nothing will flush it later
+        pass
+    if isinstance(exc.cause, BrokenPipeError):
+        return EXIT_USAGE
+    return _report(output, f"Error writing output: {exc.cause.strerror or exc.cause}", EXIT_USAGE)

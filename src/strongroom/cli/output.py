@@ -21,8 +21,20 @@ DURATION_FIELDS = frozenset(
 )
 
 
+class OutputFailed(Exception):
+    """stdout or stderr could not be written (a closed pipe, a full disk); ``cause`` is the OS error."""
+
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
 class Output:
-    """Where a command writes: stdout/stderr plus the chosen format."""
+    """Where a command writes: stdout/stderr plus the chosen format.
+
+    Every write goes through :meth:`_write`, so a failing stream raises :class:`OutputFailed` (which the
+    dispatcher reports in one line) instead of a traceback from deep inside a command.
+    """
 
     def __init__(self, fmt: str = "table", out: TextIO | None = None, err: TextIO | None = None) -> None:
         self.format = fmt
@@ -34,25 +46,42 @@ class Output:
         """True when the human format was chosen."""
         return self.format == "table"
 
+    @staticmethod
+    def _write(stream: TextIO, text: str) -> None:
+        try:
+            stream.write(text)
+        except OSError as exc:
+            raise OutputFailed(exc) from exc
+
     def line(self, text: str = "") -> None:
         """Write one line to stdout."""
-        self.out.write(text + "\n")
+        self._write(self.out, text + "\n")
 
     def raw(self, text: str) -> None:
         """Write text with no newline added (``-field`` output, as Vault prints it)."""
-        self.out.write(text)
+        self._write(self.out, text)
 
     def error(self, text: str) -> None:
         """Write one line to stderr."""
-        self.err.write(text + "\n")
+        self._write(self.err, text + "\n")
 
     def json(self, value: Any) -> None:
         """Write ``value`` as indented JSON."""
-        self.out.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+        self._write(self.out, json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
     def table(self, rows: Iterable[tuple[str, str]], *, header: bool = True) -> None:
         """Write a two-column table."""
-        self.out.write(render_table(rows, header=header) + "\n")
+        self._write(self.out, render_table(rows, header=header) + "\n")
+
+    def flush(self) -> None:
+        """Flush stdout: a buffered pipe or file reports its write errors only here.
+
+        :raises OutputFailed: the data could not be written.
+        """
+        try:
+            self.out.flush()
+        except OSError as exc:
+            raise OutputFailed(exc) from exc
 
 
 def render_table(rows: Iterable[tuple[str, str]], *, header: bool = True) -> str:
@@ -170,13 +199,32 @@ def secret_rows(secret: Mapping[str, Any], *, durations: bool = False) -> list[t
     return rows
 
 
+def go_sorted(value: Any) -> Any:
+    """``value`` with every JSON object's keys sorted, as Go's encoder writes a decoded ``map``."""
+    if isinstance(value, Mapping):
+        return {key: go_sorted(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [go_sorted(item) for item in value]
+    return value
+
+
 def envelope_json(secret: Mapping[str, Any]) -> dict[str, Any]:
-    """The envelope as Vault's CLI re-encodes it: null ``auth``/``wrap_info`` and extras dropped."""
+    """The envelope as Vault's CLI re-encodes it: null ``auth``/``wrap_info`` and extras dropped.
+
+    The envelope and ``auth`` are Go structs (fields in declaration order, kept as the server sent them);
+    ``data`` and ``auth.metadata`` are Go maps, which Vault's CLI prints with sorted keys whatever order
+    the server used.
+    """
     keys = ("request_id", "lease_id", "lease_duration", "renewable", "data", "warnings", "auth", "wrap_info")
     out: dict[str, Any] = {}
     for key in keys:
         if key in secret and (secret[key] is not None or key in ("data", "warnings")):
             out[key] = secret[key]
+    if out.get("data") is not None:
+        out["data"] = go_sorted(out["data"])
+    auth = out.get("auth")
+    if isinstance(auth, Mapping) and isinstance(auth.get("metadata"), Mapping):
+        out["auth"] = {**auth, "metadata": go_sorted(auth["metadata"])}
     return out
 
 
