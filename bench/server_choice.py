@@ -65,7 +65,7 @@ def main() -> None:
                     for what, path in (("baseline", "/v1/auth/token/lookup-self"), ("kv read", "/v1/secret/data/bench/read")):
                         spec = RequestSpec(addr, path, "GET", {"X-Vault-Token": "root"})
 
-                        def run(_r: int, spec: RequestSpec = spec, pid: int = proc.pid) -> LoadResult:
+                        def run(_r: int, spec: RequestSpec = spec, pid: int = proc.pid, c: int = c) -> LoadResult:
                             return run_load(spec, c, args.duration, server_pid=pid, warmup_s=1)
 
                         variants[f"{name} {what}"] = run

@@ -46,5 +46,5 @@ class FakeClock:
 def rfc3339(ts: float) -> str:
     """Format ``ts`` the way Vault does (RFC 3339 with nanoseconds, UTC, ``Z`` suffix)."""
     dt = datetime.fromtimestamp(ts, tz=UTC)
-    nanos = int(round((ts - int(ts)) * 1_000_000_000)) % 1_000_000_000
+    nanos = round((ts - int(ts)) * 1_000_000_000) % 1_000_000_000
     return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos:09d}Z"

@@ -31,34 +31,18 @@ def sealed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         server.kill()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="PUT sys/unseal {'key': '0000'} (hex too short, so base64: 3 bytes) must answer 400 with Vault's "
-    "'invalid key: key is shorter than minimum 16 bytes'; strongroom says 'invalid key: expected 33 bytes, got 3'",
-)
 def test_unseal_key_too_short_message(sealed: ServerProcess) -> None:
     resp = httpx.put(f"{sealed.addr}/v1/sys/unseal", json={"key": "0000"})
     assert resp.status_code == 400
     assert resp.json() == {"errors": ["invalid key: key is shorter than minimum 16 bytes"]}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="PUT sys/unseal {'key': 'ab'*34} (hex too long, so base64: 51 bytes) must answer 400 with Vault's "
-    "'invalid key: key is longer than maximum 33 bytes'; strongroom says 'invalid key: expected 33 bytes, got 51'",
-)
 def test_unseal_key_too_long_message(sealed: ServerProcess) -> None:
     resp = httpx.put(f"{sealed.addr}/v1/sys/unseal", json={"key": "ab" * 34})
     assert resp.status_code == 400
     assert resp.json() == {"errors": ["invalid key: key is longer than maximum 33 bytes"]}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="strongroom server binds its listener with SO_REUSEPORT (granian's default): a second server on "
-    "a port already served by strongroom starts without error and the kernel splits connections between "
-    "the two independent servers; Vault/OpenBao exit with 'address already in use'",
-)
 def test_second_server_on_a_busy_port_refuses_to_start(tmp_path: Path) -> None:
     port = free_port()
     first = start_strongroom(["--dev", "--storage", "memory://"], tmp_path, port=port)

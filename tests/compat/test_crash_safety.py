@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from tests.support.server import start_strongroom
 
 THREADS = 4

@@ -9,8 +9,9 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from strongroom.storage.sqlite import SqliteStore
 from tests.support.vault import start_vault
+
+from strongroom.storage.sqlite import SqliteStore
 
 MOUNT = "corp-finance-mount"
 POLICY = "payroll-policy-name"
@@ -30,6 +31,10 @@ def _needles(names: list[str]) -> list[bytes]:
         # Path components on their own must not show either.
         out += [p.encode() for p in n.split("/") if len(p) >= 6]
     return out
+
+
+def _read_store_files(directory: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in directory.iterdir() if p.name.startswith("store.db"))
 
 
 async def test_sqlite_dump_shows_no_names_values_or_tokens(tmp_path: Path) -> None:
@@ -54,7 +59,7 @@ async def test_sqlite_dump_shows_no_names_values_or_tokens(tmp_path: Path) -> No
         await vault.client.aclose()
         await vault.node.close()
 
-    dump = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("store.db"))
+    dump = _read_store_files(tmp_path)
     assert len(dump) > 4096
     names = [MOUNT, POLICY, SECRET_PATH, SECRET_VALUE, METADATA_VALUE, V1_MOUNT, V1_PATH, V1_VALUE]
     found = [n for n in _needles(names + secrets) if n in dump]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from strongroom.core.encryption_budget import BLOCK
 from tests.support.vault import InProcessVault
+
+from strongroom.core.encryption_budget import BLOCK
 
 
 async def _write(vault: InProcessVault, name: str) -> None:

@@ -79,7 +79,7 @@ class Keyring:
     def rotated(self, now: float) -> Keyring:
         """Return a keyring with one more term, which becomes active."""
         new = Term(self.active.number + 1, generate_key(), now)
-        return Keyring(self.terms + (new,), self.blind_key, self.token_key, self.kek, self.generation + 1)
+        return Keyring((*self.terms, new), self.blind_key, self.token_key, self.kek, self.generation + 1)
 
     def seal(self, root_key: SecretBytes, physical_key: bytes) -> bytes:
         """Serialise and encrypt the keyring under ``root_key``, bound to ``physical_key``."""

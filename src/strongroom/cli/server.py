@@ -14,19 +14,21 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from strongroom.api.app import VaultApp
 from strongroom.cli.config import ServerConfig, load_config, merge_flags
-from strongroom.core.node import Node, NodeSettings
-from strongroom.core.vault import InitRequest
-from strongroom.engines.bootstrap import setup_hook
 from strongroom.errors import StrongroomError
-from strongroom.storage.url import open_store
+
+if TYPE_CHECKING:
+    from strongroom.core.node import Node
+
+# The server stack (node, engines, API, granian) is imported inside the functions that run a server:
+# every client command of the same console script would otherwise pay ~0.2 s importing it.
 
 DEFAULT_LISTEN = "127.0.0.1:8200"
 DEFAULT_STORAGE = "sqlite:///.strongroom/strongroom.db"
@@ -106,6 +108,10 @@ async def serve(config: ServerConfig, *, dev: bool, dev_root_token_id: str | Non
     from granian.constants import Interfaces
     from granian.server.embed import Server
 
+    from strongroom.api.app import VaultApp
+    from strongroom.core.node import Node, NodeSettings
+    from strongroom.storage.url import open_store
+
     url = config.storage_url or DEFAULT_STORAGE
     store = open_store(url)
     settings = NodeSettings(
@@ -118,6 +124,7 @@ async def serve(config: ServerConfig, *, dev: bool, dev_root_token_id: str | Non
     host, _, port = listen.rpartition(":")
     tls = bool(config.tls_cert_file) and not config.tls_disable
     scheme = "https" if tls else "http"
+    ensure_port_free(host.strip("[]") or "127.0.0.1", int(port))
     if dev:
         await start_dev(node, url, f"{scheme}://{listen}", dev_root_token_id)
     server = Server(
@@ -140,17 +147,36 @@ async def serve(config: ServerConfig, *, dev: bool, dev_root_token_id: str | Non
         await node.close()
 
 
+def ensure_port_free(host: str, port: int) -> None:
+    """Fail if something already listens on ``host:port``.
+
+    granian binds with ``SO_REUSEPORT``, which would let a second strongroom share the port with the first
+    and split clients between two independent servers; a plain bind first makes that an error, as in Vault.
+
+    Raises:
+        StrongroomError: the address is in use or cannot be bound.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise StrongroomError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
 def _dev_key_path(url: str) -> Path | None:
     """Where dev mode keeps its unseal key for a persistent store (``None`` for memory)."""
     if not url.startswith("sqlite:///"):
         return None
-    rest = url[len("sqlite:///") :]
-    db = Path(rest) if not rest.startswith("/") else Path(rest)
-    return db.parent / DEV_KEY_FILE
+    # sqlite:///rel/path is relative, sqlite:////abs/path absolute: both are the text after three slashes.
+    return Path(url[len("sqlite:///") :]).parent / DEV_KEY_FILE
 
 
 async def start_dev(node: Node, url: str, address: str, root_token_id: str | None) -> None:
     """Initialise (or reopen) and unseal a dev-mode vault, then print how to reach it."""
+    from strongroom.core.vault import InitRequest
+    from strongroom.engines.bootstrap import setup_hook
+
     key_path = _dev_key_path(url)
     config = await node.root.seal_config()
     if config is None:

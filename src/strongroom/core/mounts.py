@@ -127,7 +127,7 @@ class MountTable:
                 raise InvalidRequest(f"path is already in use at {e.path}")
             if e.path.startswith(entry.path):
                 raise InvalidRequest(f"path is already in use at {e.path}")
-        return MountTable(self.entries + (entry,))
+        return MountTable((*self.entries, entry))
 
     def without(self, entry: MountEntry) -> MountTable:
         """Return a table without ``entry``."""

@@ -21,6 +21,8 @@ from strongroom.crypto.shamir import combine_key
 from strongroom.errors import CorruptRecord, InvalidRequest, InvalidShare
 
 KEY_BYTES = 32
+MIN_KEY_BYTES = 16
+"""Vault's bounds on a submitted key: at least 16 bytes, at most a 32-byte key plus the share's x byte."""
 
 
 @dataclass(frozen=True)
@@ -69,11 +71,11 @@ def decode_share(text: str) -> bytes:
         InvalidRequest: neither hex nor base64.
     """
     text = text.strip()
-    # As Vault: hex only when it decodes to a plausible key length, so a base64 share that happens to
-    # use only hex digits is not misread.
+    # As Vault: hex only when it decodes to a plausible key length (16..33 bytes), so a base64 share
+    # that happens to use only hex digits is not misread.
     try:
         raw = bytes.fromhex(text)
-        if len(raw) in (KEY_BYTES, KEY_BYTES + 1):
+        if MIN_KEY_BYTES <= len(raw) <= KEY_BYTES + 1:
             return raw
     except ValueError:
         pass
@@ -139,6 +141,10 @@ class ShareCollector:
             raise InvalidRequest(
                 f"incorrect nonce supplied; nonce for this rekey operation is {self.nonce}"
             )
+        if len(share) < MIN_KEY_BYTES:
+            raise InvalidShare(f"invalid key: key is shorter than minimum {MIN_KEY_BYTES} bytes")
+        if len(share) > KEY_BYTES + 1:
+            raise InvalidShare(f"invalid key: key is longer than maximum {KEY_BYTES + 1} bytes")
         expected = KEY_BYTES if config.secret_threshold == 1 else KEY_BYTES + 1
         if len(share) != expected:
             raise InvalidShare(f"invalid key: expected {expected} bytes, got {len(share)}")

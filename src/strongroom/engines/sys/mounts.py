@@ -316,7 +316,6 @@ async def read_ui_mount(ctx: Context, req: Request, f: UiMountFields) -> Respons
         raise InvalidRequest("path not set")
     path = f.path.strip("/") + "/"
     entry = (await load_table(ctx.tx, ctx.keys)).match(path)
-    full = "" if entry is None else (entry.path if entry.kind == "secret" else "auth/" + entry.path)
     if entry is None or not _visible(ctx, entry):
         raise PermissionDenied(
             "preflight capability check returned 403, please ensure client's policies grant access "
