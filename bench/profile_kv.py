@@ -11,7 +11,7 @@ best of ``--reps`` repetitions. ``--profile`` prints a cProfile of one more repe
 * ``read``: ``sys/health`` (unauthenticated floor), ``auth/token/lookup-self`` (authenticated baseline)
   and a KV v2 read of a 1 KiB secret;
 * ``write``: sequential KV v2 writes of 1 KiB to new paths;
-* ``write32``: 32 concurrent writers (as the HTTP benchmark's concurrency 32), with the writer
+* ``write32``: 32 (``--writers``) concurrent writers (as the HTTP benchmark's concurrency 32), with the writer
   thread's own CPU per item, the group-commit batch size and the number of conflicts.
 """
 
@@ -160,7 +160,7 @@ async def bench_write(v: InProcessVault, reps: int, profile: bool) -> None:
         await profiled(loop, 1000, 60)
 
 
-async def bench_write32(v: InProcessVault, reps: int, profile: bool) -> None:
+async def bench_write32(v: InProcessVault, reps: int, profile: bool, writers: int = 32) -> None:
     app, tok = v.app, v.root_token
     counter = itertools.count()
     async def worker(wid: int, n: int) -> None:
@@ -170,13 +170,13 @@ async def bench_write32(v: InProcessVault, reps: int, profile: bool) -> None:
             assert status == 200, status
 
     async def loop(n: int) -> None:
-        await asyncio.gather(*(worker(w, n // 32) for w in range(32)))
+        await asyncio.gather(*(worker(w, n // writers) for w in range(writers)))
 
     with WriterStats() as stats:
-        await measure("POST secret/data (32 concurrent)", 32 * 60, reps, loop)
+        await measure(f"POST secret/data ({writers} concurrent)", writers * (1920 // writers), reps, loop)
     stats.report()
     if profile:
-        await profiled(loop, 32 * 60, 60)
+        await profiled(loop, writers * (1920 // writers), 60)
 
 
 async def main() -> None:
@@ -186,6 +186,7 @@ async def main() -> None:
     parser.add_argument("--synchronous", default="FULL")
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--writers", type=int, default=32, help="concurrent writers of write32")
     args = parser.parse_args()
     v = await start_vault(make_store(args.store, args.synchronous))
     await v.ok("POST", "sys/mounts/secret", json={"type": "kv", "options": {"version": "2"}})
@@ -195,7 +196,7 @@ async def main() -> None:
     if args.what in ("write", "all"):
         await bench_write(v, args.reps, args.profile)
     if args.what in ("write32", "all") and args.store == "sqlite":
-        await bench_write32(v, args.reps, args.profile)
+        await bench_write32(v, args.reps, args.profile, args.writers)
     await v.client.aclose()
     await v.node.store.close()
 

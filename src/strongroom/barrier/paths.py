@@ -74,11 +74,16 @@ class PathIndex:
         """Make ``path`` listable (create any missing markers) and return its id."""
         comps = split_path(path)
         ids = self._chain(comps)
-        parent = b""
-        for comp, cid in zip(comps, ids, strict=True):
-            if not await self.records.exists(_MARKER, parent, cid):
-                self.records.put((_MARKER, parent, cid), comp.encode())
-            parent = cid
+        parents = [b"", *ids[:-1]]
+        # Walk up only to the first existing marker: a marker never exists without its parent's (markers
+        # are created top down and removed bottom up, each time in one serializable transaction), so it
+        # vouches for every marker above it, and reading it makes a concurrent removal conflict. A new
+        # secret in an existing directory costs two reads instead of one per path level.
+        level = len(comps) - 1
+        while level >= 0 and not await self.records.exists(_MARKER, parents[level], ids[level]):
+            level -= 1
+        for i in range(level + 1, len(comps)):
+            self.records.put((_MARKER, parents[i], ids[i]), comps[i].encode())
         return ids[-1]
 
     async def unlink(self, path: str) -> None:
