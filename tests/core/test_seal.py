@@ -76,10 +76,11 @@ def test_repr_shows_no_share() -> None:
     assert shares[0].hex() not in repr(c)
 
 
-def test_base64_share_made_of_hex_digits_is_not_read_as_hex() -> None:
+def test_hex_is_used_only_at_a_plausible_key_length() -> None:
     import base64
 
-    # 33 bytes whose base64 form uses only hex digits: an unlucky but valid share.
-    raw = base64.b64decode("1234" * 11)
-    assert len(raw) == 33
-    assert decode_share("1234" * 11) == raw
+    # As Vault: 80 hex digits would be 40 bytes, longer than any key, so the text is read as base64.
+    text = "ab" * 40
+    assert decode_share(text) == base64.b64decode(text)
+    # 32 hex digits are 16 bytes, the shortest key Vault accepts: read as hex.
+    assert decode_share("00" * 16) == bytes(16)
