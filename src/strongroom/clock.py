@@ -6,9 +6,9 @@ Behaviour that depends on time (token TTLs, unseal progress expiry, KV ``delete_
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Protocol
 
 
@@ -45,6 +45,23 @@ class FakeClock:
 
 def rfc3339(ts: float) -> str:
     """Format ``ts`` the way Vault does (RFC 3339 with nanoseconds, UTC, ``Z`` suffix)."""
-    dt = datetime.fromtimestamp(ts, tz=UTC)
-    nanos = round((ts - int(ts)) * 1_000_000_000) % 1_000_000_000
-    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos:09d}Z"
+    # Every KV read formats its version's times (and metadata reads up to one per version): a memo of
+    # recent timestamps (not secrets) and time.gmtime instead of datetime.strftime make it ~10x cheaper.
+    text = _RFC3339_MEMO.get(ts)
+    if text is None:
+        seconds = math.floor(ts)
+        nanos = round((ts - seconds) * 1_000_000_000)
+        if nanos >= 1_000_000_000:
+            seconds, nanos = seconds + 1, nanos - 1_000_000_000
+        t = time.gmtime(seconds)
+        text = (
+            f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+            f".{nanos:09d}Z"
+        )
+        if len(_RFC3339_MEMO) >= 4096:
+            _RFC3339_MEMO.clear()
+        _RFC3339_MEMO[ts] = text
+    return text
+
+
+_RFC3339_MEMO: dict[float, str] = {}

@@ -55,6 +55,14 @@ def pack(t: tuple[Any, ...]) -> bytes:
         elif cls is bytes:
             body = item.replace(b"\x00", b"\x00\xff") if b"\x00" in item else item
             parts.append(b"\x01" + body + b"\x00")
+        elif cls is int:
+            # Version numbers and counters: the general integer path costs ~1 us.
+            encoded = _INT_CACHE.get(item)
+            if encoded is None:
+                encoded = _encode_one(item)
+                if len(_INT_CACHE) < _STR_CACHE_MAX:
+                    _INT_CACHE[item] = encoded
+            parts.append(encoded)
         else:
             parts.append(_encode_one(item))
     return b"".join(parts)
@@ -62,6 +70,7 @@ def pack(t: tuple[Any, ...]) -> bytes:
 
 _STR_CACHE: dict[str, bytes] = {}
 _STR_CACHE_MAX = 4096
+_INT_CACHE: dict[int, bytes] = {}
 
 
 def _encode_one(item: Any) -> bytes:

@@ -37,7 +37,8 @@ class PathFields:
 
 
 def _index(ctx: Context) -> PathIndex:
-    return ctx.paths(PATH_AREA)
+    # The same index as ctx.paths(PATH_AREA), through the namespace's cache of packed area prefixes.
+    return ctx.keys.paths(ctx.tx, "m", ctx.mount.uuid, PATH_AREA)
 
 
 def _is_entry_path(path: str) -> bool:

@@ -224,7 +224,8 @@ class Secrets:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.index: PathIndex = ctx.paths(PATH_AREA)
+        # The same index as ctx.paths(PATH_AREA), through the namespace's cache of packed area prefixes.
+        self.index: PathIndex = ctx.keys.paths(ctx.tx, "m", ctx.mount.uuid, PATH_AREA)
 
     def entry(self, path: str) -> Records:
         """Return the records of the secret at ``path`` (which need not exist).
