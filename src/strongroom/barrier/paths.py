@@ -17,6 +17,8 @@ The caller stores its data under ``("e", id, ...)`` via :meth:`entry`.
 
 from __future__ import annotations
 
+import functools
+
 from strongroom.barrier.records import Records
 from strongroom.crypto.kdf import BlindIndexer
 from strongroom.errors import InvalidRequest
@@ -45,6 +47,12 @@ def split_path(path: str) -> list[str]:
     return comps
 
 
+@functools.lru_cache(maxsize=4096)
+def _split(path: str) -> tuple[str, ...]:
+    # Memoised: a write request splits its path up to three times (existence check, entry, link).
+    return tuple(split_path(path))
+
+
 class PathIndex:
     """Blind-indexed hierarchical names inside one :class:`Records` subspace."""
 
@@ -54,17 +62,9 @@ class PathIndex:
         self.records = records
         self._indexer = indexer
 
-    def _chain(self, comps: list[str]) -> list[bytes]:
-        ids = []
-        parent = b""
-        for c in comps:
-            parent = self._indexer.index(parent, c)
-            ids.append(parent)
-        return ids
-
     def id_of(self, path: str) -> bytes:
         """Return the blind id of an entry (or, with a trailing slash, a directory)."""
-        return self._chain(split_path(path))[-1]
+        return self._indexer.chain(_split(path))[-1]
 
     def entry(self, entry_id: bytes) -> Records:
         """Return the records of one entry, where the caller keeps its data."""
@@ -72,9 +72,9 @@ class PathIndex:
 
     async def link(self, path: str) -> bytes:
         """Make ``path`` listable (create any missing markers) and return its id."""
-        comps = split_path(path)
-        ids = self._chain(comps)
-        parents = [b"", *ids[:-1]]
+        comps = _split(path)
+        ids = self._indexer.chain(comps)
+        parents = (b"", *ids[:-1])
         # Walk up only to the first existing marker: a marker never exists without its parent's (markers
         # are created top down and removed bottom up, each time in one serializable transaction), so it
         # vouches for every marker above it, and reading it makes a concurrent removal conflict. A new
@@ -88,9 +88,9 @@ class PathIndex:
 
     async def unlink(self, path: str) -> None:
         """Remove ``path``'s marker and the markers of directories that became empty."""
-        comps = split_path(path)
-        ids = self._chain(comps)
-        parents = [b"", *ids[:-1]]
+        comps = _split(path)
+        ids = self._indexer.chain(comps)
+        parents = (b"", *ids[:-1])
         for i in range(len(comps) - 1, -1, -1):
             self.records.clear(_MARKER, parents[i], ids[i])
             if i == 0:

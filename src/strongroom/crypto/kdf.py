@@ -73,7 +73,7 @@ class BlindIndexer(_KeyedHash):
     more, as long as the key stays secret.
     """
 
-    __slots__ = ("_memo",)
+    __slots__ = ("_chains", "_memo")
 
     _MEMO_MAX = 65536
 
@@ -82,6 +82,7 @@ class BlindIndexer(_KeyedHash):
         # Hot paths compute the same indexes again and again (every request names its secret's path).
         # The memo holds only derived indexes, which are no more sensitive than the key already in memory.
         self._memo: dict[tuple[bytes, str], bytes] = {}
+        self._chains: dict[tuple[str, ...], tuple[bytes, ...]] = {}
 
     def index(self, parent: bytes, name: str) -> bytes:
         """Return the 16-byte index. Raises ``InvalidRequest`` if ``name`` cannot be encoded as UTF-8."""
@@ -93,6 +94,25 @@ class BlindIndexer(_KeyedHash):
         if len(self._memo) >= self._MEMO_MAX:
             self._memo.clear()
         self._memo[memo_key] = result
+        return result
+
+    def chain(self, names: tuple[str, ...]) -> tuple[bytes, ...]:
+        """Return the indexes of a path of names, each the parent of the next, from the root ``b""``.
+
+        Memoised whole (every request resolves its path, a write up to three times).
+        """
+        hit = self._chains.get(names)
+        if hit is not None:
+            return hit
+        ids = []
+        parent = b""
+        for name in names:
+            parent = self.index(parent, name)
+            ids.append(parent)
+        result = tuple(ids)
+        if len(self._chains) >= self._MEMO_MAX:
+            self._chains.clear()
+        self._chains[names] = result
         return result
 
     def _compute(self, parent: bytes, name: str) -> bytes:
