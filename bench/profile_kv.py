@@ -28,11 +28,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from tests.support.vault import InProcessVault, start_vault
 
 from strongroom.storage.base import Store
 from strongroom.storage.memory import MemoryStore
 from strongroom.storage.sqlite import SqliteStore
+from tests.support.vault import InProcessVault, start_vault
 
 BODY = orjson.dumps({"data": {"v": "x" * 1024}})
 

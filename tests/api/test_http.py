@@ -6,13 +6,13 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.support.vault import InProcessVault, start_vault
 
 from strongroom.core.mounts import load_table
 from strongroom.core.node import NodeSettings
 from strongroom.engines.sys import mounts
 from strongroom.errors import InvalidRequest
 from strongroom.storage.base import Transaction, transactional
+from tests.support.vault import InProcessVault, start_vault
 
 
 async def send(

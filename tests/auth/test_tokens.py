@@ -8,11 +8,11 @@ from contextlib import asynccontextmanager
 from typing import TypeVar
 
 import pytest
-from tests.support.vault import InProcessVault
 
 from strongroom.auth.tokens import TokenEntry, TokenStore
 from strongroom.core.namespace import NamespaceKeys
 from strongroom.errors import CorruptRecord, InvalidRequest
+from tests.support.vault import InProcessVault
 
 T = TypeVar("T")
 

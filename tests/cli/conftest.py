@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from tests.cli.targets import CliResult, Runner, VaultTarget, free_port, start_bao, stop
 from tests.support.server import start_strongroom
 

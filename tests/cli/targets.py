@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
 from tests.support.require import missing
 
 STARTUP_TIMEOUT = 30.0

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from tests.cli.conftest import _start
 from tests.cli.targets import CliResult, Runner, VaultTarget
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from tests.cli.targets import Runner, VaultTarget
 from tests.support.gpg import gpg_home
 from tests.support.server import ROOT, ServerProcess, start_strongroom

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from tests.cli.targets import Runner, VaultTarget
 
 pytestmark = pytest.mark.slow

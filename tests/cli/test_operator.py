@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from tests.cli.targets import Runner, VaultTarget, free_port
 from tests.support.require import require_binary
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from tests.support.server import ServerProcess, free_port, start_strongroom
 
 pytestmark = pytest.mark.slow

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from tests.cli.targets import Runner, VaultTarget
 
 pytestmark = pytest.mark.slow

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tests.support.server import ServerProcess, bao_binary, start_strongroom
 
 pytestmark = pytest.mark.slow

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import httpx
+
 from tests.support.server import start_strongroom
 
 THREADS = 4

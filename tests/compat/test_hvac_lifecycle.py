@@ -12,6 +12,7 @@ from pathlib import Path
 import hvac
 import hvac.exceptions
 import pytest
+
 from tests.support.gpg import gpg_home
 from tests.support.server import ServerProcess, start_strongroom
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from tests.support.require import require_binary
 
 STARTUP_TIMEOUT = 30.0

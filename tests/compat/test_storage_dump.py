@@ -9,9 +9,8 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from tests.support.vault import start_vault
-
 from strongroom.storage.sqlite import SqliteStore
+from tests.support.vault import start_vault
 
 MOUNT = "corp-finance-mount"
 POLICY = "payroll-policy-name"

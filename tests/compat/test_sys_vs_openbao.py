@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from tests.support.server import ServerProcess, start_openbao, start_openbao_dev, start_strongroom
 
 pytestmark = pytest.mark.slow

@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from tests.support.server import ServerProcess, start_openbao_dev, start_strongroom
 
 CREATOR = 'path "auth/token/*" { capabilities = ["create", "update", "read", "list"] }'

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from tests.support.vault import InProcessVault
-
 from strongroom.core.encryption_budget import BLOCK
+from tests.support.vault import InProcessVault
 
 
 async def _write(vault: InProcessVault, name: str) -> None:

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+
 from tests.support.require import require_binary
 
 VECTORS = Path(__file__).parent / "vectors"

@@ -8,11 +8,11 @@ import pickle
 from typing import Any
 
 import pytest
-from tests.crypto.crypto_tools import VECTORS
 
 from strongroom.crypto.aead import Aead, AesGcm, XChaCha20Poly1305, generate_key
 from strongroom.crypto.secret import SecretBytes
 from strongroom.errors import DecryptionFailed
+from tests.crypto.crypto_tools import VECTORS
 
 VECTOR_FILE: dict[str, Any] = json.loads((VECTORS / "aead.json").read_text())
 CIPHERS: dict[str, type[AesGcm] | type[XChaCha20Poly1305]] = {

@@ -8,11 +8,11 @@ import pickle
 from typing import Any
 
 import pytest
-from tests.crypto.crypto_tools import VECTORS
 
 from strongroom.crypto.kdf import BlindIndexer, TokenHasher, hkdf_sha256, hmac_sha256
 from strongroom.crypto.secret import SecretBytes
 from strongroom.errors import InvalidRequest
+from tests.crypto.crypto_tools import VECTORS
 
 HKDF_CASES: list[dict[str, Any]] = json.loads((VECTORS / "hkdf_rfc5869.json").read_text())["cases"]
 HMAC_CASES: list[dict[str, Any]] = json.loads((VECTORS / "hmac_rfc4231.json").read_text())["cases"]

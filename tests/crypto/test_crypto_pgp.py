@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from tests.support.gpg import Gpg, GpgKey, gpg_home
 
 from strongroom.crypto import pgp
 from strongroom.errors import InvalidRequest
+from tests.support.gpg import Gpg, GpgKey, gpg_home
 
 
 @dataclass(frozen=True)

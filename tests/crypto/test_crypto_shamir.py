@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.crypto import shamir_reference as ref
-from tests.crypto.crypto_tools import VECTORS, bao_path, running_bao
 
 from strongroom.crypto import shamir
 from strongroom.crypto.secret import SecretBytes
 from strongroom.errors import InvalidRequest, InvalidShare
+from tests.crypto import shamir_reference as ref
+from tests.crypto.crypto_tools import VECTORS, bao_path, running_bao
 
 KAT: dict[str, Any] = json.loads((VECTORS / "shamir_kat.json").read_text())
 OPENBAO: dict[str, Any] = json.loads((VECTORS / "shamir_openbao.json").read_text())

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import httpx
-from tests.support.vault import InProcessVault, start_vault
 
 from strongroom.api.app import VaultApp
 from strongroom.core.node import Node
+from tests.support.vault import InProcessVault, start_vault
 
 
 async def _second_node(vault: InProcessVault) -> httpx.AsyncClient:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
 from tests.support.require import require_binary
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from tests.engines.kv.conftest import merge_patch
-from tests.support.vault import InProcessVault
 
 from strongroom.engines.kv.v2.upgrade import upgrade_v1_to_v2
+from tests.engines.kv.conftest import merge_patch
+from tests.support.vault import InProcessVault
 
 
 async def policy(kv: InProcessVault, name: str, rules: str) -> str:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.engines.kv.conftest import merge_patch
-from tests.support.vault import InProcessVault
 
 from strongroom.clock import rfc3339
+from tests.engines.kv.conftest import merge_patch
+from tests.support.vault import InProcessVault
 
 VERSION_KEYS = {"created_time", "custom_metadata", "deletion_time", "destroyed", "version"}
 ENVELOPE_KEYS = {"request_id", "lease_id", "renewable", "lease_duration", "data", "wrap_info", "warnings", "auth"}

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.engines.kv.conftest import merge_patch
-from tests.support.vault import InProcessVault
 
 from strongroom.clock import rfc3339
+from tests.engines.kv.conftest import merge_patch
+from tests.support.vault import InProcessVault
 
 METADATA_KEYS = {
     "cas_required", "created_time", "current_version", "custom_metadata", "delete_version_after",

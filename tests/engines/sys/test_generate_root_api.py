@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+from strongroom.core.generate_root import decode_token
 from tests.support.gpg import Gpg, GpgKey
 from tests.support.require import require_binary
 from tests.support.vault import InProcessVault
-
-from strongroom.core.generate_root import decode_token
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.support.vault import InProcessVault
 
 from strongroom.storage.base import Transaction, transactional
+from tests.support.vault import InProcessVault
 
 VIEW_KEYS = {
     "type",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tests.support.vault import InProcessVault
 
 HCL = 'path "secret/*" { capabilities = ["read", "list"] }\npath "secret/admin" { capabilities = ["deny"] }'

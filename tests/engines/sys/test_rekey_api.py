@@ -11,11 +11,11 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+
+from strongroom.core.node import NodeSettings
 from tests.support.gpg import Gpg, GpgKey
 from tests.support.require import require_binary
 from tests.support.vault import InProcessVault, start_vault
-
-from strongroom.core.node import NodeSettings
 
 SUDO_POLICY = 'path "sys/rekey/*" { capabilities = ["create", "read", "update", "delete", "sudo"] }'
 NO_SUDO_POLICY = 'path "sys/*" { capabilities = ["create", "read", "update", "delete", "list"] }'

@@ -8,13 +8,13 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.support.gpg import gpg_home
-from tests.support.vault import InProcessVault
 
 from strongroom.api.app import VaultApp
 from strongroom.clock import FakeClock
 from strongroom.core.node import Node
 from strongroom.storage.memory import MemoryStore
+from tests.support.gpg import gpg_home
+from tests.support.vault import InProcessVault
 
 SEAL_STATUS_KEYS = {
     "type",

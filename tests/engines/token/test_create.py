@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tests.engines.token.helpers import (
     AUTH_KEYS,
     CREATOR,
