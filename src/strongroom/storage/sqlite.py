@@ -38,7 +38,7 @@ from pathlib import Path
 from types import TracebackType
 
 from strongroom.errors import InvalidRequest, StorageError, StorageUnavailable, TransactionConflict
-from strongroom.storage.base import BufferedTransaction, Change, StoreLimits, WriteLog, suspects
+from strongroom.storage.base import BufferedTransaction, StoreLimits, WriteLog
 
 __all__ = ["SqliteStore", "SqliteTransaction"]
 
@@ -154,7 +154,7 @@ class SqliteTransaction(BufferedTransaction):
                 commit = _Commit(self, snapshot_seq)
                 self._store._enqueue(commit)
                 # Give the snapshot back before waiting: the writer never needs it, and holding it would
-                # hold back WAL checkpoints. (After queueing: a lingering writer stops when none is open.)
+                # hold back WAL checkpoints.
                 self._release()
                 # Cancelling this await does not cancel the commit: its outcome is then unknown here.
                 await commit.future
@@ -350,7 +350,7 @@ class SqliteStore:
             outcomes: list[Exception | None] = []
             for commit in batch:
                 snapshot = commit.snapshot_seq
-                if snapshot is not None and snapshot != seq and _stale(conn, commit, log.since(snapshot)):
+                if snapshot is not None and snapshot != seq and _stale(conn, commit, log.suspects(snapshot, commit.reads, _bounds(commit))):
                     outcomes.append(TransactionConflict())
                     continue
                 _apply(conn, commit)
@@ -363,8 +363,10 @@ class SqliteStore:
                 conn.execute(_SET_SEQ, (seq,))
                 conn.execute("COMMIT")
             log.top = seq
-        except sqlite3.Error:
-            # What was committed is uncertain: the next group starts a fresh log.
+        except Exception:
+            # Any failure (not only SQLite's) fails the whole group and leaves the writer usable: no
+            # write transaction stays open and every waiting caller gets an answer. What was committed
+            # is uncertain, so the next group starts a fresh log.
             log.top = None
             # An error may already have rolled the transaction back.
             with contextlib.suppress(sqlite3.Error):
@@ -394,18 +396,22 @@ def _resolve(results: list[tuple[asyncio.Future[None], Exception | None]]) -> No
             future.set_exception(error)
 
 
-def _stale(conn: sqlite3.Connection, commit: _Commit, changes: list[Change] | None) -> bool:
+def _bounds(commit: _Commit) -> list[tuple[bytes, bytes]]:
+    return [(b, e) for b, e, _ in commit.ranges]
+
+
+def _stale(conn: sqlite3.Connection, commit: _Commit, found: tuple[set[bytes], list[int]] | None) -> bool:
     """Whether any recorded read would now return something else.
 
-    ``changes`` (from :class:`WriteLog`) lists what every commit since the snapshot wrote; only the reads
-    those writes may have touched are re-run, with values still compared, so the answer is the same as
-    re-running every read, which is what ``None`` does. (Re-running all ~10 reads of a KV write cost
-    60-150 us of the writer thread per transaction at concurrency 32; this costs ~10 us.)
+    ``found`` (from :meth:`WriteLog.suspects`) names the reads that a commit since the snapshot may have
+    touched; only those are re-run, with values still compared, so the answer is the same as re-running
+    every read, which is what ``None`` (the log cannot tell) does. (Re-running all ~10 reads of a KV write
+    cost 60-150 us of the writer thread per transaction at concurrency 32; the log's check a few us.)
     """
     reads: dict[bytes, bytes | None] = commit.reads
     ranges = commit.ranges
-    if changes is not None:
-        keys, touched = suspects(reads, [(b, e) for b, e, _ in ranges], changes)
+    if found is not None:
+        keys, touched = found
         reads = {k: reads[k] for k in keys}
         ranges = [ranges[i] for i in touched]
     for key, seen in reads.items():
