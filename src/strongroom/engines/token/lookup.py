@@ -59,8 +59,13 @@ async def lookup(ctx: Context, req: Request, f: LookupFields) -> Response:
 
 
 async def lookup_self(ctx: Context, req: Request, f: LookupFields) -> Response:
-    """Look up the calling token (any ``token`` parameter is ignored, as in Vault)."""
-    return await lookup(ctx, req, LookupFields(token=ctx.caller_token))
+    """Look up the calling token (any ``token`` parameter is ignored, as in Vault).
+
+    The router already authenticated the caller in this transaction, so its entry is used as is.
+    """
+    if ctx.caller is None:
+        raise PermissionDenied("bad token")
+    return Response(data=describe(ctx, ctx.caller, ctx.caller_token))
 
 
 async def lookup_accessor(ctx: Context, req: Request, f: AccessorFields) -> Response:
