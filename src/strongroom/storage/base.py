@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import random
 from bisect import bisect_left
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -317,81 +317,3 @@ class BufferedTransaction:
         merged.append((begin, end))
         merged.sort()
         self._cleared = merged
-
-
-Change = tuple[frozenset[bytes], list[tuple[bytes, bytes]]]
-"""What one commit wrote: the keys it set or cleared, and the ranges it cleared."""
-
-
-class WriteLog:
-    """What a writer's latest commits wrote, numbered by a commit counter, for cheap conflict checks.
-
-    Entry ``i`` is the :data:`Change` of the commit that moved the counter from ``base + i`` to
-    ``base + i + 1``; an index maps each written key to the counter after its latest write, so checking a
-    point read costs one lookup whatever the number of commits since the snapshot. A log knows only the
-    commits it was shown, so :meth:`begin` starts afresh whenever the counter is not where the last
-    logged commit left it (another process committed, or a failure reset ``top``). Not thread-safe: one
-    writer uses it.
-    """
-
-    __slots__ = ("_last", "_last_clear", "base", "entries", "keep", "top")
-
-    def __init__(self, keep: int = 4096) -> None:
-        self.keep = keep
-        """Commits remembered; snapshots older than that get ``None`` from :meth:`suspects`."""
-        self.base = 0
-        self.top: int | None = None
-        """The counter after the last logged commit; ``None`` when unknown."""
-        self.entries: list[Change] = []
-        self._last: dict[bytes, int] = {}
-        self._last_clear = 0
-
-    def begin(self, counter: int) -> None:
-        """Start logging at ``counter``, read under the write lock."""
-        if counter != self.top:
-            self.base, self.top = counter, counter
-            self.entries.clear()
-            self._last.clear()
-            self._last_clear = 0
-        elif len(self.entries) > 2 * self.keep:
-            drop = len(self.entries) - self.keep
-            last = self._last
-            for i, (written, _) in enumerate(self.entries[:drop]):
-                after = self.base + i + 1
-                for key in written:
-                    if last.get(key) == after:
-                        del last[key]
-            del self.entries[:drop]
-            self.base += drop
-
-    def append(self, written: Iterable[bytes], cleared: list[tuple[bytes, bytes]]) -> None:
-        """Log the next commit."""
-        keys = frozenset(written)
-        self.entries.append((keys, cleared))
-        after = self.base + len(self.entries)
-        last = self._last
-        for key in keys:
-            last[key] = after
-        if cleared:
-            self._last_clear = after
-
-    def suspects(
-        self, counter: int, keys: Iterable[bytes], ranges: list[tuple[bytes, bytes]]
-    ) -> tuple[set[bytes], list[int]] | None:
-        """Return which of ``keys`` and (by index) which of ``ranges`` a commit after ``counter`` touched.
-
-        ``None`` when the log does not reach back to ``counter``.
-        """
-        if counter < self.base:
-            return None
-        last = self._last
-        hit = {k for k in keys if last.get(k, 0) > counter}
-        changes = self.entries[counter - self.base :] if ranges or self._last_clear > counter else []
-        cleared = [c for _, clears in changes for c in clears]
-        if cleared:
-            hit.update(k for k in keys if any(b <= k < e for b, e in cleared))
-        touched = [
-            i for i, (b, e) in enumerate(ranges)
-            if any(b <= k < e for w, _ in changes for k in w) or any(cb < e and b < ce for cb, ce in cleared)
-        ]
-        return hit, touched

@@ -14,13 +14,14 @@ Design (docs/spec/storage-layout.md, "sqlite"):
   thread that owns the only write connection. Transactions queued while the writer is busy are committed
   as a group: ``BEGIN IMMEDIATE``; per transaction: conflict check, apply, count; one ``COMMIT`` and one
   fsync for the group. Each transaction's outcome is still decided on its own. A group is taken when the
-  event loop's current turn is over, so every request that was ready in that turn joins it (``_enqueue``).
+  event loop's current turn is over, so every request that was ready in that turn joins it. The writer
+  lives in :mod:`strongroom.storage.sqlite_writer`.
 * Conflicts: ``meta.seq`` counts commits. A transaction that read records the ``seq`` of its snapshot and
   what each read returned. Under the write lock the writer compares ``seq``; if it moved, it re-runs the
   recorded reads that a later commit may have changed on the write connection (latest state plus earlier
   members of the group) and raises :class:`TransactionConflict` on any difference. Checking and applying
   under one lock is serializable. Which reads need re-running comes from the writer's log of what its own
-  recent commits wrote (:class:`~strongroom.storage.base.WriteLog`); when another process committed in
+  recent commits wrote (:class:`~strongroom.storage.sqlite_writer.WriteLog`); when another process committed in
   between, or the snapshot is older than the log, every recorded read is re-run.
 
 Open a store only after forking: connections and the writer thread must not cross ``fork``.
@@ -28,17 +29,14 @@ Open a store only after forking: connections and the writer thread must not cros
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import sqlite3
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 
-from strongroom.errors import InvalidRequest, StorageError, StorageUnavailable, TransactionConflict
-from strongroom.storage.base import BufferedTransaction, StoreLimits, WriteLog
+from strongroom.errors import InvalidRequest, StorageError, StorageUnavailable
+from strongroom.storage.base import BufferedTransaction, StoreLimits
+from strongroom.storage.sqlite_writer import GET_SQL, RANGE_REV_SQL, RANGE_SQL, SEQ_SQL, Commit, SqliteWriter
 
 __all__ = ["SqliteStore", "SqliteTransaction"]
 
@@ -49,36 +47,8 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
     "INSERT OR IGNORE INTO meta (name, value) VALUES ('seq', 0)",
 )
-_GET = "SELECT value FROM kv WHERE key = ?"
-_RANGE = "SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key LIMIT ?"
-_RANGE_REV = "SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key DESC LIMIT ?"
-_SEQ = "SELECT value FROM meta WHERE name = 'seq'"
-_SET_SEQ = "UPDATE meta SET value = ? WHERE name = 'seq'"
-# An upsert, not INSERT OR REPLACE: replacing deletes the row and its index entry and inserts both anew;
-# updating in place leaves the index alone (measured: ~8 us less per overwritten ~300-byte record).
-_PUT = "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-_DELETE = "DELETE FROM kv WHERE key = ?"
-_DELETE_RANGE = "DELETE FROM kv WHERE key >= ? AND key < ?"
 _SYNC_MODES = ("FULL", "NORMAL", "EXTRA")
 _IDLE_READERS = 16
-# How long the writer waits at most for the event loop to end its turn before taking queued commits (a
-# bound for a loop stuck in a long callback; normally the loop flushes within microseconds).
-_FLUSH_WAIT_S = 0.001
-
-
-class _Commit:
-    """A transaction handed to the writer thread."""
-
-    __slots__ = ("cleared", "future", "loop", "ranges", "reads", "snapshot_seq", "writes")
-
-    def __init__(self, tx: SqliteTransaction, snapshot_seq: int | None) -> None:
-        self.writes = tx._writes
-        self.cleared = tx._cleared
-        self.reads = tx._seen_keys
-        self.ranges = tx._seen_ranges
-        self.snapshot_seq = snapshot_seq
-        self.loop = asyncio.get_running_loop()
-        self.future: asyncio.Future[None] = self.loop.create_future()
 
 
 class SqliteTransaction(BufferedTransaction):
@@ -105,7 +75,7 @@ class SqliteTransaction(BufferedTransaction):
             # twice, e.g. a secret's metadata in the existence check and in the handler).
             return seen[key]
         try:
-            rows = self._reader().execute(_GET, (key,)).fetchall()
+            rows = self._reader().execute(GET_SQL, (key,)).fetchall()
         except sqlite3.Error as exc:
             raise StorageUnavailable("sqlite read failed") from exc
         value: bytes | None = rows[0][0] if rows else None
@@ -116,7 +86,7 @@ class SqliteTransaction(BufferedTransaction):
         self, begin: bytes, end: bytes, limit: int, reverse: bool
     ) -> list[tuple[bytes, bytes]]:
         try:
-            cur = self._reader().execute(_RANGE_REV if reverse else _RANGE, (begin, end, limit or -1))
+            cur = self._reader().execute(RANGE_REV_SQL if reverse else RANGE_SQL, (begin, end, limit or -1))
             rows: list[tuple[bytes, bytes]] = cur.fetchall()
         except sqlite3.Error as exc:
             raise StorageUnavailable("sqlite read failed") from exc
@@ -148,11 +118,11 @@ class SqliteTransaction(BufferedTransaction):
                 snapshot_seq: int | None = None
                 if self._conn is not None:
                     try:
-                        snapshot_seq = self._conn.execute(_SEQ).fetchall()[0][0]
+                        snapshot_seq = self._conn.execute(SEQ_SQL).fetchall()[0][0]
                     except sqlite3.Error as error:
                         raise StorageUnavailable("sqlite read failed") from error
-                commit = _Commit(self, snapshot_seq)
-                self._store._enqueue(commit)
+                commit = Commit(self._writes, self._cleared, self._seen_keys, self._seen_ranges, snapshot_seq)
+                self._store._writer.enqueue(commit)
                 # Give the snapshot back before waiting: the writer never needs it, and holding it would
                 # hold back WAL checkpoints.
                 self._release()
@@ -189,27 +159,21 @@ class SqliteStore:
         self._busy_ms = int(busy_timeout * 1000)
         self._closed = False
         self._pool: list[sqlite3.Connection] = []
-        self._queue: list[_Commit] = []
-        self._qcond = threading.Condition(threading.Lock())
-        self._draining = False
-        self._flush_pending: set[asyncio.AbstractEventLoop] = set()
-        self._flushed = False
-        self._log = WriteLog()
         try:
             _make_private_dirs(self._path.parent)
             # Create the file ourselves so that its mode is 0600 whatever the umask; SQLite gives the
             # -wal and -shm files the database file's mode.
             os.close(os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600))
-            self._wconn = self._connect()
-            self._wconn.execute("PRAGMA journal_mode=WAL").fetchall()
-            self._wconn.execute(f"PRAGMA synchronous={synchronous}")
-            self._wconn.execute("BEGIN IMMEDIATE")
+            wconn = self._connect()
+            wconn.execute("PRAGMA journal_mode=WAL").fetchall()
+            wconn.execute(f"PRAGMA synchronous={synchronous}")
+            wconn.execute("BEGIN IMMEDIATE")
             for statement in _SCHEMA:
-                self._wconn.execute(statement)
-            self._wconn.execute("COMMIT")
+                wconn.execute(statement)
+            wconn.execute("COMMIT")
         except (OSError, sqlite3.Error) as exc:
             raise StorageUnavailable(f"cannot open sqlite database: {exc}") from exc
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="strongroom-sqlite-writer")
+        self._writer = SqliteWriter(wconn)
 
     @property
     def limits(self) -> StoreLimits:
@@ -241,10 +205,7 @@ class SqliteStore:
         if self._closed:
             return
         self._closed = True
-        self._flush()
-        # The single writer thread runs jobs in order, so this runs after every queued commit.
-        await asyncio.get_running_loop().run_in_executor(self._writer, self._wconn.close)
-        self._writer.shutdown(wait=True)
+        await self._writer.close()
         for conn in self._pool:
             conn.close()
         self._pool.clear()
@@ -283,93 +244,6 @@ class SqliteStore:
         else:
             self._pool.append(conn)
 
-    # -- the writer ----------------------------------------------------------------------------------
-
-    def _enqueue(self, commit: _Commit) -> None:
-        if self._closed:
-            raise StorageError("storage is closed")
-        loop = commit.loop
-        with self._qcond:
-            self._queue.append(commit)
-            schedule = loop not in self._flush_pending
-            self._flush_pending.add(loop)
-        if schedule:
-            # Group commit: the writer takes the queue once this event-loop turn is over, so every request
-            # ready in it joins the group. With 32 concurrent KV writers groups grew from ~2 to ~15-25 and
-            # CPU per write fell 20-30% (fewer COMMITs, fsyncs, wake-ups and reader page-cache resets).
-            loop.call_soon(self._flush, loop)
-
-    def _flush(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        """Let the writer take the queue (after ``loop``'s turn; ``None``: now, for every loop)."""
-        with self._qcond:
-            if loop is None:
-                self._flush_pending.clear()
-            else:
-                self._flush_pending.discard(loop)
-            self._flushed = True
-            start = not self._draining
-            self._draining = True
-            self._qcond.notify()
-        if start:
-            self._writer.submit(self._drain)
-
-    def _drain(self) -> None:
-        """Writer thread: commit queued transactions in groups until the queue is empty."""
-        while True:
-            with self._qcond:
-                if self._queue and not self._flushed:
-                    self._qcond.wait(_FLUSH_WAIT_S)
-                self._flushed = False
-                batch, self._queue = self._queue, []
-                if not batch:
-                    self._draining = False
-                    return
-            outcomes = self._write_batch(batch)
-            # One wake-up per event loop per group: each call_soon_threadsafe is a self-pipe write.
-            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[None], Exception | None]]] = {}
-            for commit, error in zip(batch, outcomes, strict=True):
-                by_loop.setdefault(commit.loop, []).append((commit.future, error))
-            for loop, results in by_loop.items():
-                # RuntimeError: that event loop is closed, so nobody waits for the outcome.
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(_resolve, results)
-
-    def _write_batch(self, batch: list[_Commit]) -> list[Exception | None]:
-        conn = self._wconn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error:
-            return [StorageUnavailable("sqlite database is locked") for _ in batch]
-        log = self._log
-        try:
-            seq = start = conn.execute(_SEQ).fetchall()[0][0]
-            log.begin(seq)
-            outcomes: list[Exception | None] = []
-            for commit in batch:
-                snapshot = commit.snapshot_seq
-                if snapshot is not None and snapshot != seq and _stale(conn, commit, log.suspects(snapshot, commit.reads, [r[:2] for r in commit.ranges])):
-                    outcomes.append(TransactionConflict())
-                    continue
-                _apply(conn, commit)
-                seq += 1
-                log.append(commit.writes, commit.cleared)
-                outcomes.append(None)
-            if seq == start:
-                conn.execute("ROLLBACK")
-            else:
-                conn.execute(_SET_SEQ, (seq,))
-                conn.execute("COMMIT")
-            log.top = seq
-        except Exception:
-            # Any failure fails the whole group but leaves no write transaction open and no caller
-            # waiting. What was committed is uncertain: the next group starts a fresh log. (An error may
-            # already have rolled the transaction back.)
-            log.top = None
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            return [StorageUnavailable("sqlite write failed") for _ in batch]
-        return outcomes
-
 
 def _make_private_dirs(directory: Path) -> None:
     # Path.mkdir(parents=True) and os.makedirs give intermediate directories the default mode, so each
@@ -380,49 +254,3 @@ def _make_private_dirs(directory: Path) -> None:
         directory = directory.parent
     for d in reversed(missing):
         d.mkdir(mode=0o700, exist_ok=True)
-
-
-def _resolve(results: list[tuple[asyncio.Future[None], Exception | None]]) -> None:
-    for future, error in results:
-        if future.done():
-            continue
-        if error is None:
-            future.set_result(None)
-        else:
-            future.set_exception(error)
-
-
-def _stale(conn: sqlite3.Connection, commit: _Commit, found: tuple[set[bytes], list[int]] | None) -> bool:
-    """Whether any recorded read would now return something else.
-
-    ``found`` (from :meth:`WriteLog.suspects`) names the reads that a commit since the snapshot may have
-    touched; only those are re-run, with values still compared, so the answer is the same as re-running
-    every read, which is what ``None`` (the log cannot tell) does. (Re-running all ~10 reads of a KV write
-    cost 60-150 us of the writer thread per transaction at concurrency 32; the log's check a few us.)
-    """
-    reads: dict[bytes, bytes | None] = commit.reads
-    ranges = commit.ranges
-    if found is not None:
-        keys, touched = found
-        reads = {k: reads[k] for k in keys}
-        ranges = [ranges[i] for i in touched]
-    for key, seen in reads.items():
-        rows = conn.execute(_GET, (key,)).fetchall()
-        if (rows[0][0] if rows else None) != seen:
-            return True
-    for begin, end, seen_rows in ranges:
-        if conn.execute(_RANGE, (begin, end, -1)).fetchall() != seen_rows:
-            return True
-    return False
-
-
-def _apply(conn: sqlite3.Connection, commit: _Commit) -> None:
-    # Cleared ranges first, then point writes: the buffer's invariant (see BufferedTransaction).
-    for begin, end in commit.cleared:
-        conn.execute(_DELETE_RANGE, (begin, end))
-    deletes = [(k,) for k, v in commit.writes.items() if v is None]
-    puts = [(k, v) for k, v in commit.writes.items() if v is not None]
-    if deletes:
-        conn.executemany(_DELETE, deletes)
-    if puts:
-        conn.executemany(_PUT, puts)
