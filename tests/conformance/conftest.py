@@ -24,7 +24,8 @@ def _memory(tmp: Path, limits: StoreLimits) -> Store:
 
 
 def _sqlite(tmp: Path, limits: StoreLimits) -> Store:
-    # NORMAL keeps the suite fast; durability under FULL is covered by tests/storage/test_sqlite_crash.py.
+    # NORMAL keeps the suite fast; durability under FULL is covered by tests/storage/test_sqlite.py
+    # (test_kill_9_loses_no_acknowledged_commit).
     return SqliteStore(tmp / "conformance.db", synchronous="NORMAL", limits=limits)
 
 
