@@ -21,8 +21,9 @@ Design (docs/spec/storage-layout.md, "sqlite"):
   recorded reads that a later commit may have changed on the write connection (latest state plus earlier
   members of the group) and raises :class:`TransactionConflict` on any difference. Checking and applying
   under one lock is serializable. Which reads need re-running comes from the writer's log of what its own
-  recent commits wrote (:class:`~strongroom.storage.sqlite_writer.WriteLog`); when another process committed in
-  between, or the snapshot is older than the log, every recorded read is re-run.
+  recent commits wrote (:class:`~strongroom.storage.sqlite_writer.WriteLog`); when another connection
+  committed in between, a commit group failed, or the snapshot is older than the log, every recorded read
+  is re-run.
 
 Open a store only after forking: connections and the writer thread must not cross ``fork``.
 """
