@@ -113,14 +113,14 @@ class WriterStats:
                   f"{self.items / self.batches:.1f} items/group, {self.conflicts} conflicts")
 
     def __enter__(self) -> WriterStats:
-        import strongroom.storage.sqlite as sq
+        import strongroom.storage.sqlite_writer as sq
         from strongroom import errors
 
-        self._orig = (sq.SqliteStore._write_batch, errors.TransactionConflict.__init__)
+        self._orig = (sq.SqliteWriter._write_batch, errors.TransactionConflict.__init__)
         orig_batch, orig_conflict = self._orig
         stats = self
 
-        def write_batch(store: sq.SqliteStore, batch: list[Any]) -> Any:
+        def write_batch(store: sq.SqliteWriter, batch: list[Any]) -> Any:
             t = time.thread_time()
             try:
                 return orig_batch(store, batch)
@@ -133,15 +133,15 @@ class WriterStats:
             stats.conflicts += 1
             orig_conflict(exc, *a)
 
-        sq.SqliteStore._write_batch = write_batch  # type: ignore[method-assign]
+        sq.SqliteWriter._write_batch = write_batch  # type: ignore[method-assign]
         errors.TransactionConflict.__init__ = conflict  # type: ignore[method-assign]
         return self
 
     def __exit__(self, *exc: object) -> None:
-        import strongroom.storage.sqlite as sq
+        import strongroom.storage.sqlite_writer as sq
         from strongroom import errors
 
-        sq.SqliteStore._write_batch, errors.TransactionConflict.__init__ = self._orig  # type: ignore[method-assign]
+        sq.SqliteWriter._write_batch, errors.TransactionConflict.__init__ = self._orig  # type: ignore[method-assign]
 
 
 async def bench_write(v: InProcessVault, reps: int, profile: bool) -> None:
