@@ -245,15 +245,29 @@ class SqliteWriter:
                 if not batch:
                     self._draining = False
                     return
-            outcomes = self._write_batch(batch)
-            # One wake-up per event loop per group: each call_soon_threadsafe is a self-pipe write.
-            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[None], Exception | None]]] = {}
-            for commit, error in zip(batch, outcomes, strict=True):
-                by_loop.setdefault(commit.loop, []).append((commit.future, error))
-            for loop, results in by_loop.items():
-                # RuntimeError: that event loop is closed, so nobody waits for the outcome.
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(_resolve, results)
+            try:
+                outcomes = self._write_batch(batch)
+            except BaseException:
+                # _write_batch decides every outcome itself; reaching here is a bug or MemoryError. Fail
+                # the group rather than leave its callers waiting for ever, and let the next flush start a
+                # new drain.
+                outcomes = [StorageUnavailable("sqlite writer failed") for _ in batch]
+                with self._qcond:
+                    self._draining = False
+                self._deliver(batch, outcomes)
+                raise
+            self._deliver(batch, outcomes)
+
+    def _deliver(self, batch: list[Commit], outcomes: list[Exception | None]) -> None:
+        """Resolve each commit's future on its own event loop."""
+        # One wake-up per event loop per group: each call_soon_threadsafe is a self-pipe write.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[None], Exception | None]]] = {}
+        for commit, error in zip(batch, outcomes, strict=True):
+            by_loop.setdefault(commit.loop, []).append((commit.future, error))
+        for loop, results in by_loop.items():
+            # RuntimeError: that event loop is closed, so nobody waits for the outcome.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_resolve, results)
 
     def _write_batch(self, batch: list[Commit]) -> list[Exception | None]:
         """Writer thread: commit ``batch`` as one SQLite transaction; one outcome per commit, in order."""
