@@ -25,6 +25,7 @@ from strongroom.auth.acl import ACL
 from strongroom.auth.default_policies import DEFAULT_POLICY_TEXT
 from strongroom.auth.policy import parse_policy
 from strongroom.errors import InvalidRequest
+from tests.support.require import require_binary
 
 pytestmark = pytest.mark.slow
 
@@ -193,12 +194,7 @@ PATHS = [
 
 
 def _bao_binary() -> str:
-    path = Path(sys.executable).parent / "bao"
-    if not path.exists():
-        if os.environ.get("STRONGROOM_REQUIRE_ALL") == "1":
-            pytest.fail(f"OpenBao binary not found at {path} and STRONGROOM_REQUIRE_ALL=1")
-        pytest.skip(f"OpenBao binary not found at {path}")
-    return str(path)
+    return require_binary("bao", str(Path(sys.executable).parent / "bao"))
 
 
 def _free_port() -> int:

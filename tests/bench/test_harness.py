@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.require import missing
+
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # the bench package lives at the repo root, outside src/
     sys.path.insert(0, str(ROOT))
@@ -245,8 +247,9 @@ def test_status_errors_are_counted(tiny_server: tuple[str, _Seen]) -> None:
     assert result.errors.get("status") == result.requests
 
 
-@pytest.mark.skipif(not wrk_available(), reason="wrk not installed (apt-get install wrk)")
 def test_wrk_with_unique_paths_and_cpu(tiny_server: tuple[str, _Seen]) -> None:
+    if not wrk_available():
+        missing("wrk is not installed (apt-get install wrk; .ci/run installs it)")
     base, seen = tiny_server
     spec = RequestSpec(
         base,

@@ -18,6 +18,7 @@ from strongroom.cli.base import UsageError, normalise_argv
 from strongroom.cli.client import ApiError, ClientError, ClientSettings, VaultClient
 from strongroom.cli.operator import read_pgp_key
 from strongroom.cli.output import go_value, human_duration, pad_equal_signs, render_table
+from tests.support.require import missing
 
 
 def test_settings_precedence(tmp_path: Path) -> None:
@@ -184,7 +185,7 @@ def test_output_errors_are_one_line_not_tracebacks(tmp_path: Path) -> None:
 
 def test_full_disk_in_a_real_process(tmp_path: Path) -> None:
     if not Path("/dev/full").exists():
-        pytest.skip("/dev/full is Linux-only")
+        missing("/dev/full is Linux-only")
     policy = tmp_path / "p.hcl"
     policy.write_text(POLICY_TEXT)
     exe = Path(sys.executable).parent / "strongroom"

@@ -15,7 +15,6 @@ With ``STRONGROOM_REQUIRE_ALL=1`` a missing ``bao`` binary fails the test instea
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import socket
@@ -292,7 +291,6 @@ def _shape(value: Any) -> Any:
     return type(value).__name__
 
 
-@pytest.mark.skipif(os.name != "posix", reason="starts server processes")
 @pytest.mark.parametrize("index", range(len(SEQUENCE)), ids=[f"{i:02d}-{s.name}" for i, s in enumerate(SEQUENCE)])
 def test_step_matches_openbao(runs: tuple[list[tuple[Outcome, Outcome]], list[int]], index: int) -> None:
     step = SEQUENCE[index]

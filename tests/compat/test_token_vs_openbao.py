@@ -18,7 +18,6 @@ With ``STRONGROOM_REQUIRE_ALL=1`` a missing ``bao`` binary fails instead of skip
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -300,7 +299,6 @@ def _keys(value: Any) -> Any:
     return sorted(value) if isinstance(value, dict) else type(value).__name__
 
 
-@pytest.mark.skipif(os.name != "posix", reason="starts server processes")
 @pytest.mark.parametrize(
     "index", range(len(SEQUENCE)), ids=[f"{i:03d}-{s.name}" for i, s in enumerate(SEQUENCE)]
 )

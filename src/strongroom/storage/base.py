@@ -16,6 +16,7 @@ Keys are compared as unsigned bytes (``memcmp`` order). ``range(begin, end)`` is
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import random
 from bisect import bisect_left
@@ -171,7 +172,7 @@ def _segments(begin: bytes, end: bytes, ranges: list[tuple[bytes, bytes]]) -> li
     return out
 
 
-class BufferedTransaction:
+class BufferedTransaction(abc.ABC):
     """Read-your-writes write buffer shared by backends that buffer writes until commit.
 
     A backend subclasses it and supplies :meth:`_snapshot_get` and :meth:`_snapshot_range`, which read its
@@ -192,13 +193,15 @@ class BufferedTransaction:
         self._bytes = 0
         self._sorted_keys: list[bytes] | None = None
 
+    @abc.abstractmethod
     async def _snapshot_get(self, key: bytes) -> bytes | None:
-        raise NotImplementedError
+        """Read ``key`` from the backend's snapshot (ignoring this transaction's own writes)."""
 
+    @abc.abstractmethod
     async def _snapshot_range(
         self, begin: bytes, end: bytes, limit: int, reverse: bool
     ) -> list[tuple[bytes, bytes]]:
-        raise NotImplementedError
+        """Read ``[begin, end)`` from the backend's snapshot, in order (``limit`` 0: no limit)."""
 
     @property
     def has_writes(self) -> bool:

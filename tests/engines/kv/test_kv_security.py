@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from strongroom.engines.kv.v2.upgrade import upgrade_v1_to_v2
 from tests.engines.kv.conftest import merge_patch
 from tests.support.vault import InProcessVault
@@ -97,8 +95,7 @@ async def test_upgrade_v1_mount_to_v2(kv: InProcessVault) -> None:
         assert await upgrade_v1_to_v2(records, kv.clock.now()) == 0
     await kv.ok("POST", "sys/mounts/kv1/tune", json={"options": {"version": "2"}})
     mount = (await kv.ok("GET", "sys/mounts"))["data"]["kv1/"]
-    if (mount.get("options") or {}).get("version") != "2":
-        pytest.skip("sys/mounts tune does not switch the KV version yet")
+    assert (mount.get("options") or {}).get("version") == "2"
     body = await kv.ok("GET", "kv1/data/dir/b")
     assert body["data"]["data"] == {"v": "b"}
     assert body["data"]["metadata"]["version"] == 1
