@@ -117,3 +117,16 @@ def test_vault_style_config_file(tmp_path: Path) -> None:
             httpx.get(f"http://127.0.0.1:{port}/v1/sys/health", timeout=1)
     finally:
         server.kill()
+
+
+def test_plain_http_beyond_loopback_needs_an_explicit_choice(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    exe = str(Path(sys.executable).parent / "strongroom")
+    result = subprocess.run(
+        [exe, "server", "--storage", "memory://", "--listen", f"0.0.0.0:{free_port()}"],
+        capture_output=True, text=True, timeout=30, cwd=tmp_path, check=False,
+    )
+    assert result.returncode == 1
+    assert "refusing to serve plain HTTP" in result.stderr

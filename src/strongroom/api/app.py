@@ -45,6 +45,8 @@ _METHODS = {
     "LIST": Operation.LIST,
     "PATCH": Operation.PATCH,
 }
+MAX_FIELDS = 1000
+"""Most query or form fields one request may carry (no Vault endpoint takes anywhere near as many)."""
 _JSON_HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
 _MERGE_PATCH = "application/merge-patch+json"
 # Go's strconv.ParseBool, which Vault uses for ``?list=``: anything else is a 400.
@@ -194,18 +196,17 @@ class VaultApp:
 
 def _parse_query(query: bytes) -> dict[str, Any]:
     """Decode a query string as Vault does: repeated keys become lists; ``help`` is reserved."""
-    params: dict[str, Any] = {}
     if not query:
-        return params
-    for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
-        if key == "help":
-            continue
-        if key in params:
-            previous = params[key]
-            params[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
-        else:
-            params[key] = value
-    return params
+        return {}
+    try:
+        pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True, max_num_fields=MAX_FIELDS)
+    except ValueError:
+        raise InvalidRequest(f"too many query parameters (at most {MAX_FIELDS})") from None
+    grouped: dict[str, list[str]] = {}
+    for key, value in pairs:
+        if key != "help":
+            grouped.setdefault(key, []).append(value)
+    return {k: v[0] if len(v) == 1 else v for k, v in grouped.items()}
 
 
 def _is_form(body: bytes, content_type: bytes) -> bool:
@@ -229,13 +230,17 @@ def _decode_body(body: bytes, content_type: bytes) -> dict[str, Any]:
         return {}
     if _is_form(body, content_type):
         try:
-            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
+            pairs = parse_qsl(
+                body.decode("utf-8"), keep_blank_values=True, strict_parsing=True, max_num_fields=MAX_FIELDS
+            )
         except (UnicodeDecodeError, ValueError):
             raise InvalidRequest("error parsing form data") from None
-        form: dict[str, Any] = {}
+        # Collected in lists and joined once: joining as we go is quadratic in repeated fields, and this
+        # runs before authentication.
+        grouped: dict[str, list[str]] = {}
         for key, value in pairs:
-            form[key] = f"{form[key]},{value}" if key in form else value
-        return form
+            grouped.setdefault(key, []).append(value)
+        return {k: ",".join(v) for k, v in grouped.items()}
     return _decode_json(body)
 
 

@@ -99,6 +99,9 @@ def parse_policy(raw: str, name: str = "") -> Policy:
         return Policy(name=name.strip().lower(), raw=raw, rules=_build_rules(items))
     except HclError as exc:
         raise InvalidRequest(f"failed to parse policy: {exc}") from None
+    except RecursionError:
+        # The reader is recursive; absurd nesting is the caller's error, not a crash.
+        raise InvalidRequest("failed to parse policy: nesting too deep") from None
 
 
 # --- from items to rules, mirroring OpenBao's ParseACLPolicy/parsePaths -----------------------------------

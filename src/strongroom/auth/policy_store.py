@@ -19,6 +19,8 @@ from strongroom.errors import CorruptRecord, InvalidRequest
 from strongroom.storage.base import Transaction
 
 _ENTRY = ("p",)
+MAX_POLICY_BYTES = 1024 * 1024
+"""Parsing runs on the event loop (about 1.4 s per MiB): a cap keeps one request from stalling a node."""
 
 
 def _decode(raw: bytes) -> Policy:
@@ -67,6 +69,8 @@ class PolicyStore:
         name = normalize_policy_name(name)
         if "/" in name or len(name) > 256:
             raise InvalidRequest(f"invalid policy name {name!r}")
+        if len(text) > MAX_POLICY_BYTES:
+            raise InvalidRequest(f"policy is larger than {MAX_POLICY_BYTES} bytes")
         policy = parse_policy(text, name)
         entry_id = await self._index.link(name)
         self._index.entry(entry_id).put_json(_ENTRY, {"name": name, "policy": text})
@@ -111,15 +115,19 @@ class PolicyStore:
             p = await self.get(n)
             if p is not None:
                 policies.append(p)
-        signature = b"".join(id(p).to_bytes(8, "little") for p in policies)
         slot = b"acl\x00" + "\x00".join(names).encode()
         hit = self._keys.cache.get(slot)
-        if hit is not None and hit[0] == signature:
-            acl: ACL = hit[1]
-            if acl.expires_at is None or now < acl.expires_at:
-                return acl
+        if hit is not None:
+            # The entry keeps the very Policy objects it was built from, and a hit needs the same objects
+            # (identity): a policy changed in storage is decoded into a new object, so a stale ACL can never
+            # be reused, and keeping them alive means no new object can take an old one's identity.
+            built_from, cached = hit[1]
+            if len(built_from) == len(policies) and all(a is b for a, b in zip(built_from, policies, strict=True)):
+                acl: ACL = cached
+                if acl.expires_at is None or now < acl.expires_at:
+                    return acl
         built = ACL(policies, now=now)
-        self._keys.cache[slot] = (signature, built)
+        self._keys.cache[slot] = (b"", (tuple(policies), built))
         return built
 
 

@@ -45,6 +45,8 @@ def register(sub: Any) -> None:
     p.add_argument("--storage", help=f"storage URL (default {DEFAULT_STORAGE}); passwords never go in it")
     p.add_argument("--tls-cert", help="PEM certificate file; serves HTTPS with --tls-key")
     p.add_argument("--tls-key", help="PEM private key file")
+    p.add_argument("--tls-disable", action="store_true", default=None,
+                   help="serve plain HTTP on a non-loopback address (as the listener's tls_disable = true)")
     p.add_argument("--log-level", help="trace, debug, info, warn or error")
     p.add_argument("--max-request-size", type=int, help="largest request body in bytes (default 32 MiB)")
     p.add_argument(
@@ -63,6 +65,7 @@ def resolve(args: argparse.Namespace) -> ServerConfig:
         storage_url=args.storage,
         tls_cert_file=args.tls_cert,
         tls_key_file=args.tls_key,
+        tls_disable=args.tls_disable,
         log_level=args.log_level,
         max_request_size=args.max_request_size,
     )
@@ -124,7 +127,14 @@ async def serve(config: ServerConfig, *, dev: bool, dev_root_token_id: str | Non
     host, _, port = listen.rpartition(":")
     tls = bool(config.tls_cert_file) and not config.tls_disable
     scheme = "https" if tls else "http"
-    ensure_port_free(host.strip("[]") or "127.0.0.1", int(port))
+    bind_host = host.strip("[]") or "127.0.0.1"
+    if not tls and not dev and not config.tls_disable and not _is_loopback(bind_host):
+        # As Vault: plain HTTP beyond this machine only when asked for explicitly.
+        raise StrongroomError(
+            f"refusing to serve plain HTTP on {listen}: give --tls-cert/--tls-key, or set tls_disable = true "
+            "in the listener block (--tls-disable) if TLS is terminated in front of strongroom"
+        )
+    ensure_port_free(bind_host, int(port))
     if dev:
         await start_dev(node, url, f"{scheme}://{listen}", dev_root_token_id)
     server = Server(
@@ -145,6 +155,17 @@ async def serve(config: ServerConfig, *, dev: bool, dev_root_token_id: str | Non
         await server.serve()
     finally:
         await node.close()
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def ensure_port_free(host: str, port: int) -> None:

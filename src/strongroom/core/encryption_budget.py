@@ -18,8 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from strongroom.barrier.barrier import ROTATION_THRESHOLD
+from strongroom.barrier.keyring import Keyring
 from strongroom.clock import Clock
 from strongroom.core.namespace import NamespaceKeys
+from strongroom.errors import DecryptionFailed
 from strongroom.storage.base import Store, Transaction, transactional
 
 BLOCK = 1 << 16
@@ -72,9 +74,21 @@ class EncryptionBudget:
             records.put_json(("enc", r.term), total)
             if total <= self.threshold:
                 return total, None
-            rotated = keys.keyring.rotated(self.clock.now())
-            new_keys = NamespaceKeys.build(keys.ns_id, keys.path, keys.root_key, rotated)
+            # Rotate the keyring storage holds, read in this transaction (so a concurrent rotation or
+            # rekey conflicts), and only if it is still the one this node serves: otherwise another node
+            # changed it and this node adopts that change on its next request instead.
             physical = keys.space.key("keyring")
+            blob = await tx.get(physical)
+            if blob is None:
+                return total, None
+            try:
+                stored_ring = Keyring.open(keys.root_key, physical, blob)
+            except DecryptionFailed:
+                return total, None
+            if stored_ring.generation != keys.keyring.generation:
+                return total, None
+            rotated = stored_ring.rotated(self.clock.now())
+            new_keys = NamespaceKeys.build(keys.ns_id, keys.path, keys.root_key, rotated)
             tx.set(physical, rotated.seal(keys.root_key, physical))
             return total, new_keys
 

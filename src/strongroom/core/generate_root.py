@@ -262,4 +262,6 @@ def root_generation(
             vault, vault.clock, token_length=token_length, expiry_seconds=expiry_seconds
         )
         _CEREMONIES[vault] = ceremony
+        # A sealed node holds no key material: sealing drops the collected shares.
+        vault.on_seal.append(ceremony.cancel)
     return ceremony

@@ -433,4 +433,6 @@ def rekey_ceremony(vault: Vault, *, expiry_seconds: float | None = None) -> Reke
     if ceremony is None:
         ceremony = RekeyCeremony(vault, vault.clock, expiry_seconds=expiry_seconds)
         _CEREMONIES[vault] = ceremony
+        # A sealed node holds no key material: sealing drops the attempt (old and new root keys).
+        vault.on_seal.append(ceremony.cancel)
     return ceremony

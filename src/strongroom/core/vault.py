@@ -100,6 +100,8 @@ class Vault:
         # rotation or rekey committed by another node (or process) is picked up at once.
         self._keyring_blob: bytes | None = None
         self.budget = EncryptionBudget(store, clock)
+        self.on_seal: list[Callable[[], None]] = []
+        """Called by :meth:`seal`: ceremonies holding key material register their reset here."""
 
     def __repr__(self) -> str:
         return f"Vault(path={self.path!r}, sealed={self.sealed})"
@@ -255,6 +257,11 @@ class Vault:
             raise Sealed() from None
         if keyring.generation < keys.keyring.generation:
             raise CorruptRecord("the stored keyring is older than the one in memory: storage was rolled back")
+        if keyring.generation == keys.keyring.generation and keyring.terms != keys.keyring.terms:
+            # Two different keyrings with one generation: this node's keys no longer match storage.
+            # Serving on would write records nobody else can read; fail closed.
+            self.seal()
+            raise Sealed()
         if keyring.generation != keys.keyring.generation:
             keys = NamespaceKeys.build(self.ns_id, self.path, keys.root_key, keyring)
             self.keys = keys
@@ -284,6 +291,8 @@ class Vault:
         self._keyring_blob = None
         # Another node may rekey while this one is sealed: read the seal configuration afresh.
         self._config = None
+        for forget in self.on_seal:
+            forget()
         self.unseal_progress.reset()
 
     async def status(self) -> dict[str, Any]:

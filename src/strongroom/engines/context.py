@@ -34,6 +34,8 @@ class Context:
     caller_token: str
     acl: ACL
     request_id: str
+    authorized: bool = False
+    """Set once the ACL allowed the request (a limited-use token then pays for it even if it fails)."""
     after_commit: list[Callable[[], None]] = field(default_factory=list)
     """Actions to run once the transaction committed (e.g. adopting a rotated keyring in memory)."""
 

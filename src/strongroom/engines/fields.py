@@ -29,6 +29,23 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+_INT64 = 2**63
+"""Vault parses numbers into Go's int64: anything outside it is an error, never a crash or a wrap."""
+
+
+def _int64(value: int, name: str) -> int:
+    if not -_INT64 <= value < _INT64:
+        raise InvalidRequest(f"error converting input for field {name!r}: value out of range")
+    return value
+
+
+def _digits(text: str, name: str) -> int:
+    # int() of thousands of digits is slow, and refused by Python beyond 4300: bound it first.
+    if len(text.strip().lstrip("-")) > 19:
+        raise InvalidRequest(f"error converting input for field {name!r}: value out of range")
+    return _int64(int(text), name)
+
+
 def parse_duration(value: Any, name: str = "duration") -> int:
     """Parse a Vault duration into whole seconds.
 
@@ -40,15 +57,17 @@ def parse_duration(value: Any, name: str = "duration") -> int:
     if isinstance(value, bool):
         raise InvalidRequest(f"error converting input {value} for field {name!r}")
     if isinstance(value, int):
-        return value
+        return _int64(value, name)
     if isinstance(value, float) and value.is_integer():
-        return int(value)
+        return _int64(int(value), name)
     if isinstance(value, str):
         text = value.strip()
         if text == "":
             return 0
+        if len(text) > 64:
+            raise InvalidRequest(f"error converting input for field {name!r}: invalid duration")
         if re.fullmatch(r"-?\d+", text):
-            return int(text)
+            return _digits(text, name)
         pos = 0
         total = 0.0
         for match in _DURATION_PART.finditer(text):
@@ -57,6 +76,8 @@ def parse_duration(value: Any, name: str = "duration") -> int:
             total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
             pos = match.end()
         if pos == len(text) and pos > 0:
+            if not total < _INT64:  # also catches infinity
+                raise InvalidRequest(f"error converting input for field {name!r}: duration out of range")
             return int(total)
     raise InvalidRequest(f"error converting input {value!r} for field {name!r}: invalid duration")
 
@@ -79,12 +100,12 @@ def _to_int(value: Any, name: str) -> int:
     if isinstance(value, bool):
         raise InvalidRequest(f"error converting input {value!r} for field {name!r}: expected an integer")
     if isinstance(value, int):
-        return value
+        return _int64(value, name)
     if isinstance(value, float) and value.is_integer():
-        return int(value)
+        return _int64(int(value), name)
     if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
-        return int(value)
-    raise InvalidRequest(f"error converting input {value!r} for field {name!r}: expected an integer")
+        return _digits(value, name)
+    raise InvalidRequest(f"error converting input {value!r:.64} for field {name!r}: expected an integer")
 
 
 def _to_str(value: Any, name: str) -> str:

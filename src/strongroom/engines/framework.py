@@ -170,14 +170,15 @@ class Backend(Generic[C]):
         """The routes, most specific first."""
         return [r for _, _, r in self._routes]
 
-    def match(self, path: str) -> Match[C, Any]:
-        """Return the most specific route matching ``path``.
+    def match(self, path: str, *, listing: bool = False) -> Match[C, Any]:
+        """Return the most specific route matching ``path`` (``listing``: the request is a LIST).
 
         Raises:
             UnsupportedPath: no route matches.
         """
-        for candidate in (path, path[:-1]) if path.endswith("/") else (path,):
-            # A trailing slash (every LIST carries one) may also name the route without it.
+        for candidate in (path, path[:-1]) if listing and path.endswith("/") else (path,):
+            # A LIST always carries a trailing slash; it may name the route without it. Only for LIST:
+            # for other operations "x/" would reach the handler of "x" while the ACL judged "x/".
             for regex, _, route in self._routes:
                 m = regex.match(candidate)
                 if m is not None:

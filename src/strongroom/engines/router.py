@@ -29,7 +29,14 @@ from strongroom.engines.context import Context
 from strongroom.engines.framework import Backend, Operation, Request, Response
 from strongroom.engines.open import OpenContext
 from strongroom.engines.registry import backend_for, open_backend
-from strongroom.errors import InvalidRequest, NotFound, PermissionDenied, Sealed, UnsupportedPath
+from strongroom.errors import (
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+    Sealed,
+    StrongroomError,
+    UnsupportedPath,
+)
 from strongroom.storage.base import Transaction, transactional
 
 
@@ -79,10 +86,20 @@ class Router:
         if keys is None:
             raise Sealed()
 
-        async def run(tx: Transaction) -> tuple[Response | None, list[Callable[[], None]]]:
-            return await self._authorized(tx, vault, incoming)
+        charge: list[TokenEntry] = []
 
-        response, after_commit = await transactional(self.node.store, run)
+        async def run(tx: Transaction) -> tuple[Response | None, list[Callable[[], None]]]:
+            charge.clear()
+            return await self._authorized(tx, vault, incoming, charge)
+
+        try:
+            response, after_commit = await transactional(self.node.store, run)
+        except StrongroomError:
+            if charge:
+                # As in Vault, a limited-use token pays for every request its policy allowed, also when
+                # the request then failed: the failed transaction's count was rolled back, so count again.
+                await self._charge_use(vault, charge[0])
+            raise
         for action in after_commit:
             action()
         await vault.account_encryptions()
@@ -106,8 +123,17 @@ class Router:
             raise PermissionDenied()
         return entry
 
+    async def _charge_use(self, vault: Vault, entry: TokenEntry) -> None:
+        """Count one use of ``entry`` in a transaction of its own."""
+
+        async def run(tx: Transaction) -> None:
+            keys = await vault.current_keys(tx)
+            await TokenStore(tx, keys, self.node.clock).use(entry)
+
+        await transactional(self.node.store, run)
+
     async def _authorized(
-        self, tx: Transaction, vault: Vault, incoming: Incoming
+        self, tx: Transaction, vault: Vault, incoming: Incoming, charge: list[TokenEntry]
     ) -> tuple[Response | None, list[Callable[[], None]]]:
         keys = await vault.current_keys(tx)
         if not incoming.token:
@@ -120,7 +146,12 @@ class Router:
             acl.check(_acl_operation(incoming.operation), incoming.path, incoming.data)
             raise UnsupportedPath(f"no handler for route \"{incoming.path}\". route entry not found.")
         ctx = Context(self.node, keys, tx, mount, entry, incoming.token, acl, incoming.request_id)
-        response = await self.dispatch(ctx, mount, incoming, _relative(mount, incoming.path), acl)
+        try:
+            response = await self.dispatch(ctx, mount, incoming, _relative(mount, incoming.path), acl)
+        except StrongroomError:
+            if ctx.authorized and entry.num_uses > 0:
+                charge.append(entry)
+            raise
         await TokenStore(tx, keys, self.node.clock).use(entry)
         return response, ctx.after_commit
 
@@ -137,7 +168,7 @@ class Router:
             raise PermissionDenied()
         relative = _relative(mount, incoming.path)
         try:
-            match = backend_for(mount).match(relative)
+            match = backend_for(mount).match(relative, listing=incoming.operation is Operation.LIST)
         except UnsupportedPath:
             raise PermissionDenied() from None
         if not match.route.unauthenticated:
@@ -151,7 +182,7 @@ class Router:
     ) -> Response | None:
         """Route inside ``mount``, check the ACL and run the handler."""
         backend = backend_for(mount)
-        match = backend.match(relative)
+        match = backend.match(relative, listing=incoming.operation is Operation.LIST)
         if not match.route.self_authorizing and not (match.route.unauthenticated and ctx.caller is None):
             # Refuse callers with no possible grant before parsing, so a 400 never tells an
             # unauthorised caller anything about a path.
@@ -168,6 +199,7 @@ class Router:
         handler = backend.handler_for(match, operation)
         if not match.route.self_authorizing and not (match.route.unauthenticated and ctx.caller is None):
             acl.check(_acl_operation(operation), incoming.path, incoming.data, requires_sudo=match.route.sudo)
+        ctx.authorized = True
         response = await handler(ctx, request, fields)
         if response is None and operation in (Operation.READ, Operation.LIST):
             raise NotFound()

@@ -15,13 +15,12 @@ in OpenBao, where both paths share the rotation state).
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from strongroom.auth.policy_store import PolicyStore
 from strongroom.core.rekey import BACKUP_RECORD, RekeyCeremony, RekeyRequest, RekeyResult, rekey_ceremony
 from strongroom.core.seal import decode_share
 from strongroom.core.vault import Vault
@@ -61,7 +60,9 @@ def ceremony(ctx: OpenContext) -> RekeyCeremony:
     return rekey_ceremony(ctx.vault, expiry_seconds=ctx.node.settings.unseal_expiry_seconds)
 
 
-async def authorize(ctx: OpenContext, family: Family, endpoint: str, operation: Operation) -> None:
+async def authorize(
+    ctx: OpenContext, family: Family, endpoint: str, operation: Operation, params: Mapping[str, Any]
+) -> None:
     """Apply the family's authentication rule to ``sys/<family>/<endpoint>``.
 
     Raises:
@@ -72,18 +73,9 @@ async def authorize(ctx: OpenContext, family: Family, endpoint: str, operation: 
     if family is Family.VAULT:
         if endpoint != "backup" and ctx.node.settings.unauthenticated_rekey:
             return
-        await ctx.require_sudo(path, operation.value)
+        await ctx.require_sudo(path, operation.value, params)
         return
-    keys = ctx.vault.keys
-    if keys is None:
-        raise Sealed()
-
-    async def check(tx: Transaction) -> None:
-        entry = await ctx.router.authenticate(tx, ctx.vault, ctx.token)
-        acl = await PolicyStore(tx, keys).acl(entry.policies, ctx.node.clock.now())
-        acl.check(operation.value, path, None)
-
-    await transactional(ctx.node.store, check)
+    await ctx.authorize(path, operation.value, params, sudo=False)
 
 
 def reply(family: Family, body: dict[str, Any]) -> Response:
@@ -223,11 +215,11 @@ def routes(family: Family) -> list[OpenRoute]:
             return reply(family, await ceremony(ctx).verification_status())
 
     async def read_init(ctx: OpenContext, req: Request, f: InitFields) -> Response:
-        await authorize(ctx, family, "init", Operation.READ)
+        await authorize(ctx, family, "init", Operation.READ, req.data)
         return await status(ctx)
 
     async def write_init(ctx: OpenContext, req: Request, f: InitFields) -> Response:
-        await authorize(ctx, family, "init", Operation.UPDATE)
+        await authorize(ctx, family, "init", Operation.UPDATE, req.data)
         request = RekeyRequest(
             f.secret_shares, f.secret_threshold, tuple(f.pgp_keys), f.backup, f.require_verification
         )
@@ -236,13 +228,13 @@ def routes(family: Family) -> list[OpenRoute]:
         return await status(ctx)
 
     async def delete_init(ctx: OpenContext, req: Request, f: InitFields) -> None:
-        await authorize(ctx, family, "init", Operation.DELETE)
+        await authorize(ctx, family, "init", Operation.DELETE, req.data)
         if ctx.vault.sealed:
             raise Sealed()
         ceremony(ctx).cancel()
 
     async def write_update(ctx: OpenContext, req: Request, f: KeyFields) -> Response:
-        await authorize(ctx, family, "update", Operation.UPDATE)
+        await authorize(ctx, family, "update", Operation.UPDATE, req.data)
         share, nonce = share_fields(family, req, f)
         with worded(family):
             result = await ceremony(ctx).submit(share, nonce)
@@ -251,11 +243,11 @@ def routes(family: Family) -> list[OpenRoute]:
         return reply(family, result_body(result))
 
     async def read_verify(ctx: OpenContext, req: Request, f: KeyFields) -> Response:
-        await authorize(ctx, family, "verify", Operation.READ)
+        await authorize(ctx, family, "verify", Operation.READ, req.data)
         return await verification_status(ctx)
 
     async def write_verify(ctx: OpenContext, req: Request, f: KeyFields) -> Response:
-        await authorize(ctx, family, "verify", Operation.UPDATE)
+        await authorize(ctx, family, "verify", Operation.UPDATE, req.data)
         share, nonce = share_fields(family, req, f)
         with worded(family):
             done = await ceremony(ctx).verify(share, nonce)
@@ -264,12 +256,12 @@ def routes(family: Family) -> list[OpenRoute]:
         return reply(family, {"nonce": done, "complete": True})
 
     async def delete_verify(ctx: OpenContext, req: Request, f: KeyFields) -> Response:
-        await authorize(ctx, family, "verify", Operation.DELETE)
+        await authorize(ctx, family, "verify", Operation.DELETE, req.data)
         ceremony(ctx).restart_verification()
         return await verification_status(ctx)
 
     async def read_backup_keys(ctx: OpenContext, req: Request, f: NoFields) -> Response:
-        await authorize(ctx, family, "backup", Operation.READ)
+        await authorize(ctx, family, "backup", Operation.READ, req.data)
         backup = await read_backup(ctx.vault)
         if backup is None:
             raise InvalidRequest("no backed-up keys found")
@@ -286,7 +278,7 @@ def routes(family: Family) -> list[OpenRoute]:
         return Response(data=data, sys_inject=True)
 
     async def delete_backup_keys(ctx: OpenContext, req: Request, f: NoFields) -> None:
-        await authorize(ctx, family, "backup", Operation.DELETE)
+        await authorize(ctx, family, "backup", Operation.DELETE, req.data)
         await delete_backup(ctx.vault)
 
     base = family.value

@@ -250,7 +250,7 @@ async def seal(ctx: OpenContext, req: Request, f: NoFields) -> None:
     """
     if ctx.vault.sealed:
         return
-    await ctx.require_sudo("sys/seal")
+    await ctx.require_sudo("sys/seal", "update", req.data)
     ctx.vault.seal()
     return
 
