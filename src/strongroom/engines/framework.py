@@ -46,7 +46,6 @@ class Request:
     mount_point: str = ""
     namespace: str = ""
     client_token: str = ""
-    unauthenticated: bool = False
 
     def with_operation(self, operation: Operation) -> Request:
         """Return a copy with another operation (used once the existence check decided create/update)."""

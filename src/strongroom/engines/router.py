@@ -78,7 +78,7 @@ class Router:
                 pass
             else:
                 request = Request(incoming.operation, incoming.path[4:], incoming.data, "sys/",
-                                  incoming.namespace, incoming.token, True)
+                                  incoming.namespace, incoming.token)
                 handler = self._open.handler_for(match, incoming.operation)
                 ctx = OpenContext(self.node, vault, incoming.request_id, incoming.token, self)
                 return await handler(ctx, request, match.parse(incoming.data))
