@@ -100,6 +100,7 @@ class Vault:
         # rotation or rekey committed by another node (or process) is picked up at once.
         self._keyring_blob: bytes | None = None
         self.budget = EncryptionBudget(store, clock)
+        self._cluster: dict[str, str] | None = None
         self.on_seal: list[Callable[[], None]] = []
         """Called by :meth:`seal`: ceremonies holding key material register their reset here."""
 
@@ -173,14 +174,23 @@ class Vault:
         return InitResult(keys=keys_hex, keys_base64=keys_b64, root_token=root_token)
 
     async def cluster_info(self) -> dict[str, str]:
-        """Return ``cluster_name`` and ``cluster_id`` (empty strings before init)."""
+        """Return ``cluster_name`` and ``cluster_id`` (empty strings before init).
+
+        They are fixed at initialisation and never change, so after the first read they are served from
+        memory: ``sys/health`` and ``sys/seal-status`` are polled often by load balancers.
+        """
+        if self._cluster is not None:
+            return dict(self._cluster)
 
         async def read(tx: Transaction) -> bytes | None:
             return await tx.get(self.space.key("seal"))
 
         raw = await transactional(self.store, read)
         doc = orjson.loads(raw) if raw else {}
-        return {"cluster_name": doc.get("cluster_name", ""), "cluster_id": doc.get("cluster_id", "")}
+        info = {"cluster_name": doc.get("cluster_name", ""), "cluster_id": doc.get("cluster_id", "")}
+        if raw:
+            self._cluster = info
+        return dict(info)
 
     async def load_keys(self, root_key: SecretBytes) -> NamespaceKeys:
         """Decrypt the keyring with ``root_key`` and return the namespace keys (does not unseal).
