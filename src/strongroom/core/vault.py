@@ -93,6 +93,7 @@ class Vault:
         self.ns_id = ns_id
         self.path = path
         self.space = namespace(ns_id)
+        self._keyring_key = self.space.key("keyring")
         self.keys: NamespaceKeys | None = None
         self.unseal_progress = ShareCollector(clock, unseal_expiry)
         self._config: SealConfig | None = None
@@ -114,8 +115,8 @@ class Vault:
 
     @property
     def keyring_key(self) -> bytes:
-        """Physical key of the keyring record (its associated data)."""
-        return self.space.key("keyring")
+        """Physical key of the keyring record (its associated data); read on every request."""
+        return self._keyring_key
 
     async def seal_config(self) -> SealConfig | None:
         """Return the stored seal configuration, or ``None`` if uninitialised."""
