@@ -224,6 +224,23 @@ def no_args(count: int, expected: int) -> None:
         raise UsageError(f"{relation} arguments (expected {expected}, got {count})")
 
 
+def key_values(items: list[str] | None, what: str) -> dict[str, str] | None:
+    """Parse repeated ``key=value`` flags into a map (``None`` when none were given).
+
+    Raises:
+        UsageError: an item has no ``=`` or an empty key.
+    """
+    if not items:
+        return None
+    result: dict[str, str] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise UsageError(f"invalid {what} {item!r}: expected key=value")
+        result[key] = value
+    return result
+
+
 def payload(body: dict[str, Any] | None) -> dict[str, Any]:
     """The ``data`` object of a response envelope, or ``{}``."""
     if body and isinstance(body.get("data"), dict):

@@ -10,9 +10,9 @@ from strongroom.cli.base import (
     EXIT_OK,
     CommandFailed,
     Context,
-    UsageError,
     add_bool,
     api_errors,
+    key_values,
     payload,
 )
 from strongroom.cli.kv import KVPath, print_path, print_section, resolve
@@ -51,18 +51,6 @@ def cmd_metadata_get(ctx: Context) -> int:
     return EXIT_OK
 
 
-def _custom_metadata(items: list[str] | None) -> dict[str, str] | None:
-    if not items:
-        return None
-    result: dict[str, str] = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise UsageError(f"invalid custom metadata {item!r}: expected key=value")
-        result[key] = value
-    return result
-
-
 def cmd_metadata_put(ctx: Context) -> int:
     """Write metadata settings; only the flags given are sent, so the others keep their values."""
     args = ctx.args
@@ -74,7 +62,7 @@ def cmd_metadata_put(ctx: Context) -> int:
         body["cas_required"] = args.cas_required
     if args.delete_version_after is not None:
         body["delete_version_after"] = args.delete_version_after
-    custom = _custom_metadata(args.custom_metadata)
+    custom = key_values(args.custom_metadata, "custom metadata")
     if custom is not None:
         body["custom_metadata"] = custom
     path = kv.api("metadata")

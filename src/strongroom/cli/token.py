@@ -13,6 +13,7 @@ from strongroom.cli.base import (
     UsageError,
     add_bool,
     api_errors,
+    key_values,
     payload,
 )
 from strongroom.cli.kv import print_field
@@ -39,18 +40,6 @@ def _auth_output(ctx: Context, secret: dict[str, Any] | None) -> int:
     return EXIT_OK
 
 
-def _metadata(items: list[str] | None) -> dict[str, str] | None:
-    if not items:
-        return None
-    meta: dict[str, str] = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise UsageError(f"invalid metadata {item!r}: expected key=value")
-        meta[key] = value
-    return meta
-
-
 def cmd_create(ctx: Context) -> int:
     """POST auth/token/create (``create-orphan`` with ``--orphan``, ``create/ROLE`` with ``--role``)."""
     args = ctx.args
@@ -68,7 +57,7 @@ def cmd_create(ctx: Context) -> int:
         ("period", args.period),
         ("id", args.id),
         ("type", args.type),
-        ("meta", _metadata(args.metadata)),
+        ("meta", key_values(args.metadata, "metadata")),
     ):
         if value is not None:
             body[key] = value
