@@ -235,6 +235,23 @@ class Secrets:
         """
         return self.index.entry(self.index.id_of(path))
 
+    async def version(self, path: str, number: int) -> tuple[Records, KeyMeta, int, VersionMeta] | None:
+        """Locate version ``number`` of the secret at ``path`` (0: the current one).
+
+        Returns ``(entry, metadata, version number, version metadata)``, or ``None`` when the secret or
+        that version does not exist. Deleted and destroyed versions are returned: callers answer them
+        with Vault's 404-with-metadata.
+        """
+        entry = self.entry(path)
+        meta = await self.meta(entry)
+        if meta is None:
+            return None
+        number = number if number > 0 else meta.current_version
+        vm = meta.versions.get(number)
+        if vm is None:
+            return None
+        return entry, meta, number, vm
+
     async def config(self) -> Config:
         """Return the mount configuration (defaults when never written).
 

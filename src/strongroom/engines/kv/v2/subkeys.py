@@ -46,14 +46,10 @@ async def read(ctx: Context, req: Request, f: SubkeysFields) -> Response | None:
     if not f.path or f.path.endswith("/"):
         return None
     secrets = Secrets(ctx)
-    entry = secrets.entry(f.path)
-    meta = await secrets.meta(entry)
-    if meta is None:
+    found = await secrets.version(f.path, f.version)
+    if found is None:
         return None
-    number = f.version if f.version > 0 else meta.current_version
-    vm = meta.versions.get(number)
-    if vm is None:
-        return None
+    entry, meta, number, vm = found
     body: dict[str, Any] = {"metadata": meta.version_response(number, vm), "subkeys": None}
     if vm.destroyed or vm.deleted(ctx.clock.now()):
         return status_response(ctx, 404, body)
