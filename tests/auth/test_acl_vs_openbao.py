@@ -10,13 +10,7 @@ Skipped when the ``bao`` binary is absent, unless ``STRONGROOM_REQUIRE_ALL=1`` (
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -25,7 +19,7 @@ from strongroom.auth.acl import ACL
 from strongroom.auth.default_policies import DEFAULT_POLICY_TEXT
 from strongroom.auth.policy import parse_policy
 from strongroom.errors import InvalidRequest
-from tests.support.require import require_binary
+from tests.support.server import start_openbao_dev
 
 pytestmark = pytest.mark.slow
 
@@ -193,51 +187,16 @@ PATHS = [
 ]  # fmt: skip
 
 
-def _bao_binary() -> str:
-    return require_binary("bao", str(Path(sys.executable).parent / "bao"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def bao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     """A root-token client for a fresh ``bao server -dev``; the server is stopped by PID afterwards."""
-    binary = _bao_binary()
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("bao") / "bao.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BAO_", "VAULT_"))}
-    command = [binary, "server", "-dev", "-dev-root-token-id=root", f"-dev-listen-address=127.0.0.1:{port}"]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-Vault-Token": "root"}, timeout=10)
+    server = start_openbao_dev(tmp_path_factory.mktemp("bao"))
+    client = server.client()
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            # Polling a child process until it serves; no assertion depends on elapsed time.
-            if process.poll() is not None:
-                pytest.fail(f"bao exited early: {log_path.read_text()[-2000:]}")
-            try:
-                if client.get("/v1/sys/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("bao did not become ready within 30 s")
-            time.sleep(0.05)
         yield client
     finally:
         client.close()
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        server.kill()
 
 
 def _bao_accepts(bao: httpx.Client, name: str, text: str) -> bool:
