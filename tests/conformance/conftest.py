@@ -1,12 +1,15 @@
 """Backends under the conformance suite.
 
-A new backend plugs in by adding one factory to ``FACTORIES``: a callable taking a temporary directory
-and the :class:`StoreLimits` to use, returning an open store. Factories that need a server (etcd,
-PostgreSQL, Redis) should ``pytest.skip`` when it is not configured.
+A new backend plugs in with its own module ``tests/conformance/factory_<name>.py`` defining ``NAME`` and
+``make_store(tmp, limits) -> Store`` (a callable taking a temporary directory and the
+:class:`StoreLimits` to use, returning an open store). Modules are discovered here, so backends never edit
+a shared file. Factories that need a server (etcd, PostgreSQL, Redis) call
+``tests.support.require.missing`` when it is not reachable: a skip locally, a failure in CI.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -33,6 +36,9 @@ FACTORIES: dict[str, StoreFactory] = {
     "memory": _memory,
     "sqlite": _sqlite,
 }
+for _module_path in sorted(Path(__file__).parent.glob("factory_*.py")):
+    _module = importlib.import_module(f"tests.conformance.{_module_path.stem}")
+    FACTORIES[_module.NAME] = _module.make_store
 
 
 @pytest.fixture(params=sorted(FACTORIES))

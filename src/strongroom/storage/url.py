@@ -10,6 +10,7 @@ password is refused, and backends that need credentials read them from files or 
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
@@ -44,9 +45,28 @@ def _open_sqlite(url: SplitResult, options: dict[str, str]) -> Store:
     return SqliteStore(path, synchronous=options.get("synchronous", "FULL"))
 
 
+def _lazy(module: str) -> Callable[[SplitResult, dict[str, str]], Store]:
+    """An opener that imports ``strongroom.storage.<module>`` only when its scheme is used.
+
+    The module defines ``open_url(url, options) -> Store``; importing lazily keeps network clients out of
+    processes that never use them.
+    """
+
+    def opener(url: SplitResult, options: dict[str, str]) -> Store:
+        loaded = importlib.import_module(f"strongroom.storage.{module}")
+        store: Store = loaded.open_url(url, options)
+        return store
+
+    return opener
+
+
 BACKENDS: dict[str, Callable[[SplitResult, dict[str, str]], Store]] = {
     "memory": _open_memory,
     "sqlite": _open_sqlite,
+    "postgresql": _lazy("postgresql"),
+    "postgres": _lazy("postgresql"),
+    "redis": _lazy("redis"),
+    "etcd": _lazy("etcd"),
 }
 """Scheme -> opener. An opener gets the split URL and its query options, and raises ``InvalidRequest``
 for a URL it cannot use."""
