@@ -54,6 +54,6 @@ def test_refused(url: str, message: str, tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_registry_lists_known_schemes() -> None:
-    assert {"memory", "sqlite"} <= set(BACKENDS)
-    with pytest.raises(InvalidRequest, match="memory://, sqlite://"):
-        open_store("redis://localhost")
+    assert {"memory", "sqlite", "postgresql", "redis", "etcd"} <= set(BACKENDS)
+    with pytest.raises(InvalidRequest, match="known: etcd://, memory://, postgres://, postgresql://, redis://, sqlite://"):
+        open_store("mongodb://localhost")
