@@ -47,6 +47,17 @@ class InvalidRequest(StrongroomError):
     """The request is malformed or asks for something impossible; the caller can fix it."""
 
 
+class CiphertextRejected(InvalidRequest):
+    """A transit ciphertext or signature input did not authenticate (400).
+
+    One fixed message, Vault's own wording, for a wrong key, tampered bytes, a wrong derivation context or
+    wrong associated data: a caller learns nothing about which check failed.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("cipher: message authentication failed")
+
+
 class AlreadyInitialized(InvalidRequest):
     """``sys/init`` was called on a vault that is already initialised."""
 

@@ -191,7 +191,7 @@ class VaultApp:
             return 204, None
         if response.raw_status is not None:
             return response.raw_status, response.raw_body
-        return 200, envelope(response, request_id)
+        return response.status, envelope(response, request_id)
 
 
 def _parse_query(query: bytes) -> dict[str, Any]:

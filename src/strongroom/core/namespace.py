@@ -36,6 +36,9 @@ class NamespaceKeys:
     # Decoded hot records (mount table, policies), validated against the stored ciphertext on each use.
     cache: dict[bytes, tuple[bytes, Any]] = field(default_factory=dict, compare=False)
     areas: dict[tuple[Any, ...], Subspace] = field(default_factory=dict, compare=False)
+    # Engines' unwrapped key material and primitive objects (transit): lives exactly as long as this key
+    # state, so sealing or a keyring change drops it with everything else.
+    engine_cache: dict[Any, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
     def build(cls, ns_id: bytes, path: str, root_key: SecretBytes, keyring: Keyring) -> NamespaceKeys:

@@ -69,6 +69,9 @@ class Response:
     sys_inject: bool = False
     raw_body: Any = None
     raw_status: int | None = None
+    status: int = 200
+    """Status of an enveloped response: Vault answers a batch with failed items with 400 (or the caller's
+    ``partial_failure_response_code``) and still sends the whole envelope."""
 
     @classmethod
     def raw(cls, body: Any, status: int = 200) -> Response:

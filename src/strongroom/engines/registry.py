@@ -15,7 +15,7 @@ from strongroom.engines.framework import Backend
 from strongroom.engines.open import OpenContext
 from strongroom.errors import UnsupportedPath
 
-SECRET_ENGINE_TYPES = frozenset({"kv"})
+SECRET_ENGINE_TYPES = frozenset({"kv", "transit"})
 """Engine types ``sys/mounts`` accepts."""
 
 
@@ -35,6 +35,7 @@ def _backends() -> dict[str, Backend[Context]]:
     from strongroom.engines.kv import v1, v2
     from strongroom.engines.sys import auth_methods, keys, mounts, policies
     from strongroom.engines.token import routes as token_routes
+    from strongroom.engines.transit import ROUTES as transit_routes
 
     sys_routes: list[Any] = [*mounts.ROUTES, *auth_methods.ROUTES, *policies.ROUTES, *keys.ROUTES]
     return {
@@ -42,6 +43,7 @@ def _backends() -> dict[str, Backend[Context]]:
         "token": Backend(list(token_routes.ROUTES)),
         "kv1": Backend(list(v1.ROUTES)),
         "kv2": Backend(list(v2.ROUTES)),
+        "transit": Backend(list(transit_routes)),
     }
 
 
