@@ -159,10 +159,11 @@ def decrypt(
             raise CiphertextRejected() from None
     if not kt.symmetric_aead:
         raise InvalidRequest(f"message decryption not supported for key type {kt.value}")
+    # The key first, as Vault: a derived key without context is a usage error, whatever the blob.
+    aead, _ = _cipher(material, derived, kdf, context, 0)
     size = nonce_size(kt)
     if len(blob) < size + 16:
         raise CiphertextRejected()
-    aead, _ = _cipher(material, derived, kdf, context, 0)
     try:
         out: bytes = aead.decrypt(blob[:size], blob[size:], associated_data or None)
     except InvalidTag:
