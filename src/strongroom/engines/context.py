@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from strongroom.auth.acl import ACL
 from strongroom.auth.policy_store import PolicyStore
@@ -38,6 +39,8 @@ class Context:
     """Set once the ACL allowed the request (a limited-use token then pays for it even if it fails)."""
     after_commit: list[Callable[[], None]] = field(default_factory=list)
     """Actions to run once the transaction committed (e.g. adopting a rotated keyring in memory)."""
+    memo: dict[Any, Any] = field(default_factory=dict)
+    """Values an engine read in this transaction and will read again (existence check, then handler)."""
 
     @property
     def clock(self) -> Clock:

@@ -171,13 +171,10 @@ async def encrypt(ctx: Context, req: Request, f: EncryptFields) -> Response:
             item problems too when the request is not a batch.
     """
     check_name(f.name)
-    raw = batch_items(f.batch_input, await settings.batch_limit(ctx))
-    if raw is None:
-        if f.plaintext is None:
-            raise InvalidRequest("missing plaintext to encrypt")
-        items = _single(f, "plaintext", f.plaintext)
-    else:
-        items = raw
+    if f.batch_input is None:
+        return await _encrypt_single(ctx, req, f)
+    items = batch_items(f.batch_input, await settings.batch_limit(ctx))
+    assert items is not None
     _check_contexts(items)
     result = BatchResult.sized(len(items))
     decoded: list[tuple[bytes, bytes] | None] = []
@@ -192,11 +189,7 @@ async def encrypt(ctx: Context, req: Request, f: EncryptFields) -> Response:
             result.fail(i, exc)
             decoded.append(None)
     keys = TransitKeys(ctx)
-    policy = await keys.get(f.name)
-    if policy is None:
-        if req.operation is not Operation.CREATE:
-            raise InvalidRequest("encryption key not found")
-        policy = await _upsert(ctx, keys, f, bool(item_str(items[0], "context")))
+    policy = await _policy(ctx, req, keys, f, bool(item_str(items[0], "context")))
     for i, item in enumerate(items):
         pair = decoded[i]
         if pair is None:
@@ -209,13 +202,32 @@ async def encrypt(ctx: Context, req: Request, f: EncryptFields) -> Response:
             result.fail(i, exc)
             continue
         result.ok(i, {"ciphertext": ciphertext, "key_version": version})
-    if raw is None:
-        first = result.results[0]
-        if "error" in first:
-            raise InvalidRequest(first["error"])
-        return Response(data=first)
     result.references(items)
     return result.response(f.partial_failure_response_code)
+
+
+async def _policy(ctx: Context, req: Request, keys: TransitKeys, f: EncryptFields, context_set: bool) -> KeyPolicy:
+    policy = await keys.get(f.name)
+    if policy is None:
+        if req.operation is not Operation.CREATE:
+            raise InvalidRequest("encryption key not found")
+        policy = await _upsert(ctx, keys, f, context_set)
+    return policy
+
+
+async def _encrypt_single(ctx: Context, req: Request, f: EncryptFields) -> Response:
+    """The one-plaintext request: the same checks in the same order as a batch of one, less overhead."""
+    if f.plaintext is None:
+        raise InvalidRequest("missing plaintext to encrypt")
+    if f.nonce:
+        raise InvalidRequest("nonce provided when not allowed")
+    plaintext = b64decode(f.plaintext)
+    context = b64decode(f.context) if f.context else b""
+    keys = TransitKeys(ctx)
+    policy = await _policy(ctx, req, keys, f, bool(f.context))
+    aad = _aad(policy, {"associated_data": f.associated_data}, 0) if f.associated_data else None
+    ciphertext, version = await encrypt_one(keys, policy, plaintext, context, f.key_version, aad)
+    return Response(data={"ciphertext": ciphertext, "key_version": version})
 
 
 async def decrypt(ctx: Context, req: Request, f: DecryptFields) -> Response:

@@ -47,7 +47,9 @@ class TransitKeys:
         self.index: PathIndex = ctx.keys.paths(ctx.tx, "m", ctx.mount.uuid, AREA)
 
     def _entry(self, name: str) -> Records:
-        return self.index.entry(self.index.id_of(name))
+        # Same subspace as self.index.entry(id): tuple packing concatenates, and the namespace caches
+        # packed area prefixes, so the hot path packs nothing.
+        return self.ctx.keys.records(self.ctx.tx, "m", self.ctx.mount.uuid, AREA, "e", self.index.id_of(name))
 
     def _kek(self) -> AesGcm:
         cache = self.ctx.keys.engine_cache
@@ -66,10 +68,16 @@ class TransitKeys:
             UnsupportedPath: ``name`` is not a valid key name.
             CorruptRecord: the stored policy is damaged.
         """
+        memo = self.ctx.memo
+        key = ("transit-policy", name)
+        if key in memo:
+            found: KeyPolicy | None = memo[key]
+            return found
         check_name(name)
         policy: KeyPolicy | None = await self._entry(name).get_decoded(
             _POLICY, KeyPolicy.from_json, self.ctx.keys.cache
         )
+        memo[key] = policy
         return policy
 
     async def require(self, name: str, message: str = "encryption key not found") -> KeyPolicy:
@@ -86,6 +94,7 @@ class TransitKeys:
     def put(self, policy: KeyPolicy) -> None:
         """Store ``policy`` (the key must already be linked, see :meth:`create`)."""
         self._entry(policy.name).put(_POLICY, policy.to_json())
+        self.ctx.memo[("transit-policy", policy.name)] = policy
 
     async def names(self) -> list[str]:
         """Return every key name, sorted."""
@@ -186,6 +195,7 @@ class TransitKeys:
         entry = self._entry(policy.name)
         entry.clear_prefix()
         await self.index.unlink(policy.name)
+        self.ctx.memo[("transit-policy", policy.name)] = None
         cache = self.ctx.keys.engine_cache
 
         def forget() -> None:

@@ -1,0 +1,205 @@
+"""Transit over HTTP: strongroom (SQLite, one worker) side by side with OpenBao (pebbledb), same run.
+
+Run: ``.venv/bin/python -m bench.transit [--duration 5] [--rounds 3] [--quick]``.
+
+For concurrency 1 and 32, interleaved round by round:
+
+* ours: the authenticated baseline (``auth/token/lookup-self``: token check, routing, ACL, envelope;
+  our "no-op"), ``encrypt`` of 1 KiB with an aes256-gcm96 key, ``sign`` with ed25519, ``hmac`` sha2-256;
+* OpenBao: the same ``encrypt``, ``sign`` and ``hmac`` (audit off, GOMAXPROCS = both cores).
+
+Then ``batch_input`` of 1,000 x 1 KiB at concurrency 1 on both servers: server CPU and wall time per item,
+set against an in-process loop doing only the unavoidable work on the same data (base64-decode, AES-GCM
+encrypt with a random nonce, base64-encode, build the ``vault:v1:`` string).
+
+Prints medians of throughput, p50/p99 latency and server CPU per operation, then the ratios issue 3 sets
+targets for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import orjson
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from bench.harness import (
+    LoadResult,
+    OpenBao,
+    RequestSpec,
+    ServerProcess,
+    Summary,
+    free_port,
+    interleave,
+    ratio_table,
+    run_load,
+    summarize,
+)
+
+TOKEN = "root"
+PLAINTEXT_1K = base64.b64encode(os.urandom(1024)).decode()
+ENCRYPT_BODY = orjson.dumps({"plaintext": PLAINTEXT_1K})
+SIGN_BODY = orjson.dumps({"input": base64.b64encode(b"message to sign, 64 bytes long" * 2).decode()})
+BATCH_ITEMS = 1000
+BATCH_BODY = orjson.dumps({"batch_input": [{"plaintext": PLAINTEXT_1K} for _ in range(BATCH_ITEMS)]})
+
+
+def start_strongroom(workdir: Path) -> tuple[ServerProcess, str]:
+    """Start ``strongroom server --dev`` on SQLite in ``workdir``; return it and its address."""
+    port = free_port()
+    exe = str(Path(sys.executable).parent / "strongroom")
+    argv = [exe, "server", "--dev", "--dev-root-token-id", TOKEN, "--listen", f"127.0.0.1:{port}",
+            "--storage", f"sqlite:///{workdir / 'store.db'}", "--log-level", "warn"]
+    server = ServerProcess(argv, cwd=workdir, log_path=workdir / "strongroom.log").start()
+    addr = f"http://127.0.0.1:{port}"
+    server.wait_ready(addr + "/v1/sys/health", timeout_s=30, ok_statuses=[200])
+    return server, addr
+
+
+def setup_keys(addr: str, token: str, mount_transit: bool) -> None:
+    """Mount transit (if asked) and create the aes, ed25519 and hmac keys the benchmark uses."""
+    with httpx.Client(base_url=addr, headers={"X-Vault-Token": token}, timeout=30) as c:
+        if mount_transit:
+            c.post("/v1/sys/mounts/transit", json={"type": "transit"}).raise_for_status()
+        for name, key_type in (("aes", "aes256-gcm96"), ("ed", "ed25519"), ("mac", "hmac")):
+            c.post(f"/v1/transit/keys/{name}", json={"type": key_type}).raise_for_status()
+        # Fail early if an endpoint does not work on this server.
+        for path, body in (("encrypt/aes", ENCRYPT_BODY), ("sign/ed", SIGN_BODY), ("hmac/mac", SIGN_BODY)):
+            r = c.post(f"/v1/transit/{path}", content=body)
+            r.raise_for_status()
+
+
+def specs(addr: str, token: str) -> dict[str, RequestSpec]:
+    """The request kinds of this benchmark against one server."""
+    headers = {"X-Vault-Token": token, "Content-Type": "application/json"}
+    return {
+        "baseline": RequestSpec(addr, "/v1/auth/token/lookup-self", "GET", {"X-Vault-Token": token}),
+        "encrypt": RequestSpec(addr, "/v1/transit/encrypt/aes", "POST", headers, ENCRYPT_BODY),
+        "sign": RequestSpec(addr, "/v1/transit/sign/ed", "POST", headers, SIGN_BODY),
+        "hmac": RequestSpec(addr, "/v1/transit/hmac/mac/sha2-256", "POST", headers, SIGN_BODY),
+        "batch": RequestSpec(addr, "/v1/transit/encrypt/aes", "POST", headers, BATCH_BODY),
+    }
+
+
+def runner(spec: RequestSpec, pid: int, concurrency: int, duration: float) -> Callable[[int], LoadResult]:
+    def run(_round: int) -> LoadResult:
+        result = run_load(spec, concurrency, duration, server_pid=pid, warmup_s=1)
+        if result.error_count:
+            print(f"  warning: {result.error_count} errors in {spec.path}", file=sys.stderr)
+        return result
+
+    return run
+
+
+def unavoidable_loop_us_per_item(rounds: int = 5) -> float:
+    """Median microseconds per item of the irreducible batch work, done in-process on the same data."""
+    key = AESGCM(AESGCM.generate_key(256))
+    items = [PLAINTEXT_1K] * BATCH_ITEMS
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        out = []
+        for text in items:
+            plaintext = base64.b64decode(text)
+            nonce = os.urandom(12)
+            blob = nonce + key.encrypt(nonce, plaintext, None)
+            out.append("vault:v1:" + base64.b64encode(blob).decode())
+        samples.append((time.perf_counter() - start) / BATCH_ITEMS * 1e6)
+    samples.sort()
+    return samples[len(samples) // 2]
+
+
+def _row(name: str, value: float | None, target: str) -> str:
+    shown = "n/a" if value is None else f"{value:.2f}"
+    return f"| {name} | {shown} | {target} |"
+
+
+def report(concurrency: int, s: dict[str, Summary]) -> None:
+    print(f"\n### concurrency {concurrency}\n")
+    print(ratio_table(list(s.values()), baseline="ours baseline"))
+    base, enc, bao_enc = s["ours baseline"], s["ours encrypt"], s["openbao encrypt"]
+    cpu = enc.cpu_ms_per_op / bao_enc.cpu_ms_per_op if enc.cpu_ms_per_op and bao_enc.cpu_ms_per_op else None
+    rows = [
+        _row("encrypt / our no-op (throughput)", enc.rps / base.rps, ">= 0.60"),
+        _row("encrypt: ours (1 worker) / OpenBao (2 cores) (throughput)", enc.rps / bao_enc.rps, ">= 0.8"),
+        _row("encrypt CPU/op: ours / OpenBao", cpu, "<= 0.7"),
+        _row("encrypt p99 ms (ours)", enc.p99_ms, "<= 10 at c=32"),
+        _row("encrypt p99 ms (OpenBao)", bao_enc.p99_ms, "(reference)"),
+        _row("sign ed25519 / our no-op (throughput)", s["ours sign"].rps / base.rps, "(reported)"),
+        _row("hmac sha2-256 / our no-op (throughput)", s["ours hmac"].rps / base.rps, "(reported)"),
+        _row("sign ed25519: ours / OpenBao (throughput)", s["ours sign"].rps / s["openbao sign"].rps, "(reported)"),
+        _row("hmac: ours / OpenBao (throughput)", s["ours hmac"].rps / s["openbao hmac"].rps, "(reported)"),
+    ]
+    print("\n| ratio | measured | target |\n|---|---|---|")
+    print("\n".join(rows))
+
+
+def report_batch(s: dict[str, Summary], loop_us: float) -> None:
+    print(f"\n### batch_input of {BATCH_ITEMS} x 1 KiB, concurrency 1\n")
+    print(ratio_table(list(s.values()), baseline="ours batch"))
+    ours, bao = s["ours batch"], s["openbao batch"]
+    ours_cpu_us = (ours.cpu_ms_per_op or 0) * 1000 / BATCH_ITEMS
+    ours_wall_us = ours.p50_ms * 1000 / BATCH_ITEMS
+    bao_cpu_us = (bao.cpu_ms_per_op or 0) * 1000 / BATCH_ITEMS
+    print(f"\nunavoidable in-process loop: {loop_us:.2f} us/item")
+    print(f"ours: server CPU {ours_cpu_us:.2f} us/item, wall (p50 latency) {ours_wall_us:.2f} us/item")
+    print(f"OpenBao: server CPU {bao_cpu_us:.2f} us/item, wall {bao.p50_ms * 1000 / BATCH_ITEMS:.2f} us/item")
+    print("\n| ratio | measured | target |\n|---|---|---|")
+    print(_row("batch server CPU per item / unavoidable loop", ours_cpu_us / loop_us, "<= 2.0"))
+    print(_row("batch wall per item / unavoidable loop", ours_wall_us / loop_us, "(reported)"))
+    print(_row("batch items/s: ours / OpenBao", ours.rps / bao.rps if bao.rps else None, "(reported)"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="1 round of 2 s (a smoke run, not a measurement)")
+    parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 32])
+    parser.add_argument("--skip-batch", action="store_true")
+    args = parser.parse_args(argv)
+    duration, rounds = (2.0, 1) if args.quick else (args.duration, args.rounds)
+
+    with tempfile.TemporaryDirectory(prefix="bench-transit-") as tmp, OpenBao() as bao:
+        ours, addr = start_strongroom(Path(tmp))
+        try:
+            setup_keys(addr, TOKEN, mount_transit=True)
+            bao.enable_transit("transit", key=None)
+            setup_keys(bao.addr, bao.root_token, mount_transit=False)
+            mine, theirs = specs(addr, TOKEN), specs(bao.addr, bao.root_token)
+            print("strongroom (SQLite, 1 worker process) vs OpenBao (pebbledb, GOMAXPROCS=2); "
+                  f"{rounds} interleaved rounds of {duration:.0f} s; load generator on the same 2 cores")
+            for c in args.concurrency:
+                variants = {
+                    "ours baseline": runner(mine["baseline"], ours.pid, c, duration),
+                    "ours encrypt": runner(mine["encrypt"], ours.pid, c, duration),
+                    "openbao encrypt": runner(theirs["encrypt"], bao.pid, c, duration),
+                    "ours sign": runner(mine["sign"], ours.pid, c, duration),
+                    "openbao sign": runner(theirs["sign"], bao.pid, c, duration),
+                    "ours hmac": runner(mine["hmac"], ours.pid, c, duration),
+                    "openbao hmac": runner(theirs["hmac"], bao.pid, c, duration),
+                }
+                results = interleave(variants, rounds)
+                report(c, {name: summarize(name, rs) for name, rs in results.items()})
+            if not args.skip_batch:
+                variants = {
+                    "ours batch": runner(mine["batch"], ours.pid, 1, duration),
+                    "openbao batch": runner(theirs["batch"], bao.pid, 1, duration),
+                }
+                results = interleave(variants, rounds)
+                report_batch({name: summarize(name, rs) for name, rs in results.items()},
+                             unavoidable_loop_us_per_item())
+        finally:
+            ours.stop()
+
+
+if __name__ == "__main__":
+    main()
