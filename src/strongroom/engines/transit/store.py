@@ -77,6 +77,10 @@ class TransitKeys:
         policy: KeyPolicy | None = await self._entry(name).get_decoded(
             _POLICY, KeyPolicy.from_json, self.ctx.keys.cache
         )
+        if policy is not None and policy.name != name:
+            # Records are bound to their physical key, but a policy also names its key: refuse a policy
+            # record moved between names by someone holding the keyring.
+            raise CorruptRecord("transit key policy is stored under another name")
         memo[key] = policy
         return policy
 
