@@ -262,4 +262,3 @@ def _merge(ranges: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         else:
             out.append((b, e))
     return out
-

@@ -1,0 +1,385 @@
+"""The Redis backend beyond the conformance suite: URLs, credentials, failures, history and pruning.
+
+Runs against the real Redis of ``tests/conformance/factory_redis.py`` (skipped locally if absent, a
+failure in CI). Every store uses its own random key prefix and deletes it when closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+import strongroom.storage.redis as backend
+from strongroom.errors import InvalidRequest, StorageUnavailable, TransactionConflict
+from strongroom.storage.base import Transaction, transactional
+from strongroom.storage.redis import PASSWORD_ENV, RedisStore
+from strongroom.storage.redis_scripts import COMMIT
+from strongroom.storage.url import open_store
+from tests.conformance.factory_redis import (
+    URL,
+    DroppingRedisStore,
+    admin,
+    delete_prefix,
+    open_test_store,
+    require_redis,
+)
+
+
+@pytest.fixture
+async def store() -> AsyncIterator[DroppingRedisStore]:
+    s = open_test_store()
+    yield s
+    await s.close()
+
+
+async def put(store: RedisStore, items: dict[bytes, bytes | None]) -> None:
+    async with store.transaction() as tx:
+        for k, v in items.items():
+            if v is None:
+                tx.clear(k)
+            else:
+                tx.set(k, v)
+
+
+async def keys_under(prefix: str) -> set[bytes]:
+    client = admin()
+    try:
+        return {k async for k in client.scan_iter(match=prefix + "*", count=1000)}
+    finally:
+        await client.aclose()
+
+
+# -- module and URLs ------------------------------------------------------------------------------------
+
+
+def test_module_does_not_shadow_the_redis_package() -> None:
+    import redis
+    import redis.asyncio
+
+    # strongroom/storage/redis.py must not be what "import redis" finds (absolute imports).
+    assert "strongroom" not in Path(redis.__file__).parts
+    assert backend.__name__ == "strongroom.storage.redis"
+    assert redis.asyncio.Redis is not None
+
+
+def test_open_url_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(PASSWORD_ENV, raising=False)
+    store = open_store(
+        "redis://127.0.0.1:6390/3?prefix=app1:&timeout=0.5&snapshot_window=2&max_connections=4"
+    )
+    assert isinstance(store, RedisStore)
+    assert store.kind == "redis"
+    assert store.prefix == "app1:"
+    assert store._window_ms == 2000
+    params = store._client._params
+    assert (params["host"], params["port"], params["db"]) == ("127.0.0.1", 6390, 3)
+    assert store._client._timeout == 0.5
+    assert params["password"] is None
+    defaults = open_store("redis://localhost")
+    assert isinstance(defaults, RedisStore)
+    assert defaults.prefix == "strongroom:"
+    assert (defaults._client._params["port"], defaults._client._params["db"]) == (6379, 0)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis://localhost/0?durable=1", "unknown redis option"),
+        ("redis://localhost/zero", "database number"),
+        ("redis://localhost:99999/0", "invalid port"),
+        ("redis://localhost/0?prefix=", "must not be empty"),
+        ("redis://localhost/0?timeout=-1", "must be positive"),
+        ("redis://localhost/0?timeout=soon", "must be numbers"),
+        ("redis://user:secret@localhost/0", "must not contain passwords"),
+    ],
+)
+def test_refused_urls(url: str, message: str) -> None:
+    with pytest.raises(InvalidRequest, match=message):
+        open_store(url)
+
+
+async def test_password_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    require_redis()
+    user, password = f"srtest-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    client = admin()
+    await client.acl_setuser(user, enabled=True, passwords=[f"+{password}"], keys=["*"], commands=["+@all"])
+    prefix = f"srtest:{uuid.uuid4().hex}:"
+    parts = urlsplit(URL)
+    url = f"redis://{user}@{parts.hostname}:{parts.port or 6379}{parts.path}?prefix={prefix}"
+    try:
+        monkeypatch.setenv(PASSWORD_ENV, password)
+        good = open_store(url)
+        assert isinstance(good, RedisStore)
+        async with good.transaction() as tx:
+            tx.set(b"k", b"v")
+        async with good.transaction() as tx:
+            assert await tx.get(b"k") == b"v"
+        await good.close()
+
+        monkeypatch.setenv(PASSWORD_ENV, "wrong")
+        bad = open_store(url)
+        with pytest.raises(StorageUnavailable):
+            async with bad.transaction() as tx:
+                await tx.get(b"k")
+        await bad.close()
+    finally:
+        await client.acl_deluser(user)
+        await client.aclose()
+        await delete_prefix(prefix)
+
+
+# -- failures ---------------------------------------------------------------------------------------------
+
+
+async def test_unreachable_server_is_storage_unavailable() -> None:
+    with contextlib.closing(__import__("socket").socket()) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # Nothing listens on the port any more.
+    store = RedisStore("127.0.0.1", port, timeout=2)
+    with pytest.raises(StorageUnavailable):
+        async with store.transaction() as tx:
+            await tx.get(b"k")
+    with pytest.raises(StorageUnavailable):
+        async with store.transaction() as tx:
+            tx.set(b"k", b"v")
+    await store.close()
+
+
+async def test_silent_server_times_out() -> None:
+    # Accepts connections and never answers: every operation must give up after the timeout.
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    store = RedisStore("127.0.0.1", port, timeout=0.2)
+    try:
+        with pytest.raises(StorageUnavailable, match="timed out"):
+            async with store.transaction() as tx:
+                await tx.get(b"k")
+    finally:
+        await store.close()
+        for w in held:
+            w.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_client_kill_during_load_recovers(store: DroppingRedisStore) -> None:
+    workers, rounds = 8, 60
+    done = 0
+    outcomes: list[str] = []
+
+    async def bump(tx: Transaction) -> None:
+        value = int(await tx.get(b"counter") or b"0")
+        await asyncio.sleep(0)
+        tx.set(b"counter", b"%d" % (value + 1))
+
+    killer = admin()
+    killed = 0
+
+    async def worker() -> None:
+        nonlocal done, killed
+        for _ in range(rounds):
+            try:
+                await transactional(store, bump, attempts=1000)
+                outcomes.append("ok")
+            except StorageUnavailable:
+                outcomes.append("unavailable")
+            done += 1
+            if done in (50, 150, 300):
+                # Cut every client connection (not the killer's own) while the others are mid-flight.
+                killed += await killer.client_kill_filter(_type="normal", skipme=True)
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(workers)))
+    finally:
+        await killer.aclose()
+    assert killed > 0  # the load's connections really were cut
+    assert len(outcomes) == workers * rounds
+    # A lost connection is retried once on a fresh one (a kill never cuts the retry), so no caller saw it.
+    assert outcomes.count("unavailable") == 0
+    ok = outcomes.count("ok")
+    async with store.transaction() as tx:  # the store works again
+        final = int(await tx.get(b"counter") or b"0")
+        tx.set(b"after", b"1")
+    # Every increment is there exactly once: a retried commit is not applied twice.
+    assert final == ok
+    async with store.transaction() as tx:
+        assert await tx.get(b"after") == b"1"
+
+
+async def test_script_flush_is_survived(store: DroppingRedisStore) -> None:
+    await put(store, {b"a": b"1"})
+    client = admin()
+    try:
+        await client.script_flush()
+    finally:
+        await client.aclose()
+    async with store.transaction() as tx:
+        assert await tx.get(b"a") == b"1"
+        tx.set(b"b", b"2")
+    async with store.transaction() as tx:
+        assert await tx.range(b"", b"\xff") == [(b"a", b"1"), (b"b", b"2")]
+
+
+async def test_evicting_redis_is_refused() -> None:
+    require_redis()
+    client = admin()
+    before = (await client.config_get("maxmemory-policy"))["maxmemory-policy"]
+    store = open_test_store()
+    try:
+        await client.config_set("maxmemory-policy", "allkeys-lru")
+        with pytest.raises(StorageUnavailable, match="noeviction"):
+            async with store.transaction() as tx:
+                await tx.get(b"k")
+    finally:
+        await client.config_set("maxmemory-policy", before)
+        await client.aclose()
+        await store.close()
+
+
+# -- commits, history and pruning --------------------------------------------------------------------------
+
+
+async def test_retried_commit_applies_once(store: DroppingRedisStore) -> None:
+    await put(store, {b"n": b"0"})
+    async with store.transaction() as tx:
+        assert await tx.get(b"n") == b"0"
+        tx.set(b"n", b"1")
+        args = tx._commit_args()
+        # The commit's first run, as if its reply was lost with the connection...
+        assert await store._client.run(COMMIT, args) == 1
+        # ...and the retry: recognised by its token, not applied again (nor refused as a conflict).
+        assert await store._client.run(COMMIT, args) == 2
+        tx._writes.clear()  # already committed above
+    client = admin()
+    try:
+        assert await client.hget(store.prefix + "meta", "seq") == b"2"
+    finally:
+        await client.aclose()
+
+
+async def test_old_snapshot_sees_every_earlier_version(store: DroppingRedisStore) -> None:
+    await put(store, {b"k": b"v0", b"d": b"gone", b"r/1": b"1", b"r/3": b"3"})
+    async with store.transaction() as reader:
+        assert await reader.get(b"k") == b"v0"
+        for i in range(1, 6):
+            await put(store, {b"k": b"v%d" % i, b"r/2": b"new%d" % i})
+        await put(store, {b"d": None, b"r/1": None})
+        async with store.transaction() as tx:
+            tx.clear_range(b"r/", b"r0")
+        assert await reader.get(b"d") == b"gone"
+        assert await reader.range(b"r/", b"r0") == [(b"r/1", b"1"), (b"r/3", b"3")]
+        assert await reader.range(b"r/", b"r0", reverse=True, limit=1) == [(b"r/3", b"3")]
+        assert await reader.range(b"", b"\xff", limit=2) == [(b"d", b"gone"), (b"k", b"v0")]
+    async with store.transaction() as now:
+        assert await now.get(b"k") == b"v5"
+        assert await now.range(b"", b"\xff") == [(b"k", b"v5")]
+
+
+async def test_snapshot_older_than_the_window_conflicts_and_is_retried() -> None:
+    store = open_test_store(snapshot_window="0.001")
+    try:
+        await put(store, {b"a": b"0", b"b": b"0"})
+        attempts = 0
+
+        async def read_both(tx: Transaction) -> tuple[bytes | None, bytes | None]:
+            nonlocal attempts
+            attempts += 1
+            a = await tx.get(b"a")
+            if attempts == 1:
+                await put(store, {b"b": b"1"})
+                await asyncio.sleep(0.02)  # that commit is now older than the 1 ms window...
+                await put(store, {b"c": b"1"})  # ...and this one prunes history up to it
+            return a, await tx.get(b"b")
+
+        assert await transactional(store, read_both) == (b"0", b"1")
+        assert attempts == 2
+
+        async def stale_commit() -> None:
+            async with store.transaction() as tx:
+                await tx.get(b"a")
+                await put(store, {b"x": b"1"})
+                await asyncio.sleep(0.02)
+                await put(store, {b"y": b"1"})
+                tx.set(b"a", b"stale")
+
+        with pytest.raises(TransactionConflict):
+            await stale_commit()
+    finally:
+        await store.close()
+
+
+async def test_history_and_tombstones_are_pruned() -> None:
+    store = open_test_store(snapshot_window="0.001")
+    p = store.prefix
+    try:
+        await put(store, {b"k%d" % i: b"v" for i in range(20)})
+        await put(store, {b"k%d" % i: (b"w" if i % 2 else None) for i in range(20)})
+        async with store.transaction() as tx:
+            tx.clear_range(b"k15", b"k19")
+        assert len([k for k in await keys_under(p) if k.startswith((p + "h:").encode())]) == 20
+        await asyncio.sleep(0.02)
+        await put(store, {b"z": b"last"})  # prunes everything older than the window
+        history = {k for k in await keys_under(p) if k.startswith((p + "h:").encode())}
+        assert history == {(p + "h:z").encode()}
+        client = admin()
+        try:
+            live = {b"k%d" % i for i in range(1, 20, 2) if not b"k15" <= b"k%d" % i < b"k19"} | {b"z"}
+            assert set(await client.zrange(p + "idx", 0, -1)) == live  # no tombstones left
+            assert await client.hkeys(p + "lw") == [b"z"]
+            assert await client.zrange(p + "gc", 0, -1) == [b"z"]
+        finally:
+            await client.aclose()
+        async with store.transaction() as tx:
+            assert [k for k, _ in await tx.range(b"", b"\xff")] == sorted(live)
+    finally:
+        await store.close()
+    assert await keys_under(p) == set()  # closing the test store deleted its prefix
+
+
+async def test_more_keys_than_one_script_call_takes(store: DroppingRedisStore) -> None:
+    # Lua's unpack() takes ~8000 values at most: the scripts work in chunks of 1000 keys.
+    many = {b"m/%05d" % i: b"%d" % i for i in range(2500)}
+    await put(store, many)
+
+    async def stale() -> None:
+        async with store.transaction() as t1:
+            assert len(await t1.range(b"m/", b"m0")) == 2500
+            for k in list(many)[:1200]:
+                await t1.get(k)
+            assert [k for k, _ in await t1.range(b"m/", b"m0", limit=3, reverse=True)] == [
+                b"m/02499", b"m/02498", b"m/02497",
+            ]  # fmt: skip
+            await put(store, {b"m/01234": b"changed"})
+            assert await t1.get(b"m/01234") == b"1234"
+            t1.set(b"out", b"1")
+
+    with pytest.raises(TransactionConflict):
+        await stale()
+    async with store.transaction() as t2:
+        t2.clear_range(b"m/", b"m0")
+    async with store.transaction() as t3:
+        assert await t3.range(b"m/", b"m0") == []
+
+
+async def test_prefixes_are_isolated() -> None:
+    one, two = open_test_store(), open_test_store()
+    try:
+        await put(one, {b"k": b"one"})
+        await put(two, {b"k": b"two"})
+        async with one.transaction() as tx:
+            assert await tx.range(b"", b"\xff") == [(b"k", b"one")]
+    finally:
+        await one.close()
+        await two.close()
