@@ -15,6 +15,8 @@ whole cache disappears with the key state on seal or keyring change.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 from strongroom.barrier.paths import PathIndex
@@ -193,6 +195,35 @@ class TransitKeys:
         updated = policy.replace(versions=versions, min_available_version=below)
         self.put(updated)
         return updated
+
+    async def restore(self, policy: KeyPolicy, materials: Mapping[int, KeyMaterial]) -> KeyPolicy:
+        """Store ``policy`` with exactly ``materials`` (one per version), replacing any key of that name.
+
+        ``policy.versions`` must have the same version numbers as ``materials``; each version gets a
+        fresh material id, and a replaced key's records and cached material are dropped.
+        Returns the stored policy.
+        """
+        old = await self.get(policy.name)
+        if old is None:
+            await self.index.link(policy.name)
+        else:
+            self._entry(policy.name).clear_prefix()
+            self._forget_after_commit(old.key_id)
+        versions = {v: dataclasses.replace(info, material_id=random_uuid()) for v, info in policy.versions.items()}
+        stored = policy.replace(versions=versions)
+        for v, info in versions.items():
+            self._put_material(stored, v, info.material_id, materials[v])
+        self.put(stored)
+        return stored
+
+    def _forget_after_commit(self, key_id: str) -> None:
+        cache = self.ctx.keys.engine_cache
+
+        def forget() -> None:
+            for key in [k for k in cache if isinstance(k, tuple) and k[:2] == ("transit", key_id)]:
+                cache.pop(key, None)
+
+        self.ctx.after_commit.append(forget)
 
     async def delete(self, policy: KeyPolicy) -> None:
         """Delete the key, its material and its name; forget its cached material after commit."""
