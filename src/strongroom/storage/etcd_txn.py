@@ -1,0 +1,246 @@
+"""Building the etcd ``Txn`` that commits one strongroom transaction (see ``storage.etcd`` for the design).
+
+Pure functions, no I/O: the key spaces under a store's prefix, the compares that check a read set, the
+operations that apply a write buffer, and upper bounds of the encoded request size, so that a request
+etcd would refuse (more than ``--max-request-bytes`` or ``--max-txn-ops``) is refused here first with
+:class:`~strongroom.errors.RecordTooLarge`.
+"""
+
+from __future__ import annotations
+
+import binascii
+import struct
+from typing import Any
+
+from strongroom.errors import RecordTooLarge
+from strongroom.storage.base import _in_ranges
+
+__all__ = [
+    "RAFT_OVERHEAD",
+    "Keyspace",
+    "b64",
+    "decode_tombstone",
+    "encode_tombstone",
+    "overlaps",
+    "prefix_end",
+    "read_compares",
+    "write_ops",
+]
+
+# etcd measures the request wrapped in its raft entry (a header with an id and the txn's field tag).
+RAFT_OVERHEAD = 64
+
+Json = dict[str, Any]
+
+
+def b64(data: bytes) -> str:
+    """Base64 as the gateway wants bytes fields."""
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
+
+
+def _varint(n: int) -> int:
+    return max(1, (n.bit_length() + 6) // 7)
+
+
+def _field(n: int, tag: int = 1) -> int:
+    """Encoded size of a length-delimited protobuf field of ``n`` bytes."""
+    return tag + _varint(n) + n
+
+
+class Keyspace:
+    """The etcd keys of one store: everything lies under ``prefix``.
+
+    * ``data + key``: the value of strongroom key ``key``;
+    * ``shadow + key``: an empty record written when ``key`` is deleted by ``clear`` (so that a range
+      compare sees deletions, which leave no key behind), removed by a later ``clear_range`` over it;
+    * ``tombstones + id``: one record per ``clear_range``, holding its bounds, attached to a lease;
+    * ``markers + id``: one record per commit, attached to a lease (retry safety).
+    """
+
+    def __init__(self, prefix: bytes) -> None:
+        self.prefix = prefix
+        self.data = prefix + b"d"
+        self.shadow = prefix + b"g"
+        self.tombstones = prefix + b"t"
+        self.tombstones_end = prefix + b"u"
+        self.markers = prefix + b"x"
+
+    def unwrap(self, key: bytes) -> bytes:
+        """The strongroom key of an etcd data key."""
+        return key[len(self.data) :]
+
+
+def prefix_end(prefix: bytes) -> bytes:
+    """The smallest key greater than every key starting with ``prefix`` (etcd's "prefix end")."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return b"\x00"  # etcd: to the end of the key space
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
+def encode_tombstone(begin: bytes, end: bytes) -> bytes:
+    """The value of a tombstone: the cleared range ``[begin, end)``."""
+    return struct.pack(">I", len(begin)) + begin + end
+
+
+def decode_tombstone(value: bytes) -> tuple[bytes, bytes]:
+    """Inverse of :func:`encode_tombstone`; ``ValueError`` if malformed."""
+    if len(value) < 4:
+        raise ValueError("short tombstone")
+    (n,) = struct.unpack(">I", value[:4])
+    if len(value) < 4 + n:
+        raise ValueError("short tombstone")
+    return value[4 : 4 + n], value[4 + n :]
+
+
+def overlaps(a: list[tuple[bytes, bytes]], b: tuple[bytes, bytes]) -> bool:
+    """Whether half-open range ``b`` overlaps one of the ranges ``a`` (touching bounds do not)."""
+    return any(lo < b[1] and b[0] < hi for lo, hi in a)
+
+
+def _merge(intervals: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Sort and merge overlapping or touching half-open intervals."""
+    out: list[tuple[bytes, bytes]] = []
+    for b, e in sorted(intervals):
+        if out and b <= out[-1][1]:
+            if e > out[-1][1]:
+                out[-1] = (out[-1][0], e)
+        else:
+            out.append((b, e))
+    return out
+
+
+def _range_checks(
+    space: Keyspace, intervals: list[tuple[bytes, bytes]], revision: int
+) -> list[tuple[Json, int]]:
+    """Compares that fail iff a key in one of ``intervals`` was set or ``clear``-ed after ``revision``.
+
+    Every data key and every shadow key in the interval must have ``mod_revision <= revision``.
+    Deletions by ``clear_range`` are not seen here: the caller checks tombstones.
+    """
+    checks: list[tuple[Json, int]] = []
+    after = revision + 1
+    for b, e in intervals:
+        for space_prefix in (space.data, space.shadow):
+            key, end = space_prefix + b, space_prefix + e
+            doc = {
+                "key": b64(key),
+                "range_end": b64(end),
+                "target": "MOD",
+                "result": "LESS",
+                "mod_revision": after,
+            }
+            checks.append((doc, 8 + _field(len(key)) + _field(len(end), 2) + _varint(after)))
+    return checks
+
+
+def _fits(checks: list[tuple[Json, int]], max_count: int, max_bytes: int) -> bool:
+    return len(checks) <= max_count and sum(_field(size) for _, size in checks) <= max_bytes
+
+
+def read_compares(
+    space: Keyspace,
+    points: dict[bytes, int],
+    ranges: list[tuple[bytes, bytes]],
+    revision: int,
+    max_count: int,
+    max_bytes: int,
+) -> tuple[list[Json], list[tuple[bytes, bytes]]]:
+    """Compares that fail iff a read was invalidated by a set or ``clear`` after ``revision``.
+
+    ``points`` maps each key read with ``get`` to the ``mod_revision`` it had (0: absent); ``ranges``
+    are the ranges read. Precise form: one ``mod_revision ==`` compare per point (a deleted key has
+    revision 0, a created one a new revision; this covers ``clear_range`` too) and the range checks of
+    :func:`_range_checks` per merged range. When that exceeds ``max_count`` compares or ``max_bytes``
+    encoded bytes, the reads are coalesced into fewer covering intervals (points become one-key
+    intervals; neighbours are joined): a covering interval can only add conflicts caused by writes after
+    ``revision``, never lose one.
+
+    Returns the compares and the intervals that the caller must check against ``clear_range``
+    tombstones written after ``revision``.
+
+    Raises:
+        RecordTooLarge: even one covering interval does not fit.
+    """
+    merged = _merge(ranges)
+    checks: list[tuple[Json, int]] = []
+    for key, seen in points.items():
+        full = space.data + key
+        doc = {"key": b64(full), "target": "MOD", "result": "EQUAL", "mod_revision": seen}
+        checks.append((doc, 8 + _field(len(full)) + _varint(seen)))
+    checks += _range_checks(space, merged, revision)
+    if not _fits(checks, max_count, max_bytes):
+        intervals = _merge([(k, k + b"\x00") for k in points] + merged)
+        groups = len(intervals)
+        while True:
+            size, extra = divmod(len(intervals), groups)
+            merged = []
+            start = 0
+            for g in range(groups):
+                stop = start + size + (1 if g < extra else 0)
+                merged.append((intervals[start][0], intervals[stop - 1][1]))
+                start = stop
+            checks = _range_checks(space, merged, revision)
+            if _fits(checks, max_count, max_bytes):
+                break
+            if groups == 1:
+                raise RecordTooLarge("the transaction's reads do not fit in one etcd request")
+            groups = (groups + 1) // 2
+    return [doc for doc, _ in checks], merged
+
+
+def _put(key: bytes, value: bytes, lease: int = 0) -> tuple[Json, int]:
+    put: Json = {"key": b64(key), "value": b64(value)}
+    size = _field(len(key)) + _field(len(value))
+    if lease:
+        put["lease"] = lease
+        size += 1 + _varint(lease)
+    return {"request_put": put}, _field(_field(size))
+
+
+def _delete(key: bytes, end: bytes | None = None) -> tuple[Json, int]:
+    delete: Json = {"key": b64(key)}
+    size = _field(len(key))
+    if end is not None:
+        delete["range_end"] = b64(end)
+        size += _field(len(end))
+    return {"request_delete_range": delete}, _field(_field(size))
+
+
+def write_ops(
+    space: Keyspace,
+    writes: dict[bytes, bytes | None],
+    cleared: list[tuple[bytes, bytes]],
+    marker: bytes,
+    lease: int,
+) -> tuple[list[Json], int]:
+    """The operations applying a write buffer (``BufferedTransaction``'s invariants), and their size.
+
+    * each cleared range: a delete of its data keys, split around keys set in it again (etcd refuses a
+      put inside a deleted range of the same txn), a delete of its shadow keys, and a tombstone holding
+      its bounds (attached to ``lease``);
+    * each set: a put; each clear outside the cleared ranges: a delete and a shadow put (clears inside
+      them are already done by the range delete);
+    * the commit marker ``marker``, attached to ``lease``.
+    """
+    ops: list[tuple[Json, int]] = []
+    set_keys = sorted(k for k, v in writes.items() if v is not None) if cleared else []
+    for i, (b, e) in enumerate(cleared):
+        cur = b
+        for k in set_keys:
+            if b <= k < e:
+                if cur < k:
+                    ops.append(_delete(space.data + cur, space.data + k))
+                cur = k + b"\x00"
+        if cur < e:
+            ops.append(_delete(space.data + cur, space.data + e))
+        ops.append(_delete(space.shadow + b, space.shadow + e))
+        ops.append(_put(space.tombstones + marker + i.to_bytes(4, "big"), encode_tombstone(b, e), lease))
+    for k, v in writes.items():
+        if v is not None:
+            ops.append(_put(space.data + k, v))
+        elif not (cleared and _in_ranges(cleared, k)):
+            ops.append(_delete(space.data + k))
+            ops.append(_put(space.shadow + k, b""))
+    ops.append(_put(space.markers + marker, b"", lease))
+    return [doc for doc, _ in ops], sum(size for _, size in ops)

@@ -1,0 +1,232 @@
+"""Real etcd clusters for tests: members on loopback with random free ports and temporary data dirs.
+
+* :func:`shared_cluster` / fixture ``etcd_cluster``: one 3-member cluster per test session, started on
+  first use, killed by PID when the session ends (``atexit``, so that the conformance factory, which is not
+  a fixture, can use it too). Tests sharing it use their own key prefix and must not stop members.
+* fixture ``private_etcd_cluster``: a 3-member cluster of the test's own, for tests that stop and restart
+  members; killed by PID when the test ends.
+
+``etcd`` missing from ``PATH`` calls :func:`tests.support.require.missing`: a skip locally, a failure
+in CI (``STRONGROOM_REQUIRE_ALL=1``). Data dirs go to ``/dev/shm`` when it exists: the tests check
+semantics and fail-over, not durability, and fsyncs on a shared disk would make them slow.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.require import missing
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # Members must not outlive a test run that was killed before its clean-up could run.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+@dataclass
+class Member:
+    """One etcd member: its ports, data dir and (while running) process."""
+
+    name: str
+    client_port: int
+    peer_port: int
+    data_dir: Path
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def client_url(self) -> str:
+        return f"http://127.0.0.1:{self.client_port}"
+
+    @property
+    def peer_url(self) -> str:
+        return f"http://127.0.0.1:{self.peer_port}"
+
+
+class EtcdCluster:
+    """A cluster of ``size`` local etcd members (see the module docstring)."""
+
+    def __init__(self, binary: str, size: int = 3) -> None:
+        self.binary = binary
+        shm = Path("/dev/shm")
+        parent = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+        self.root = Path(tempfile.mkdtemp(prefix="strongroom-etcd-", dir=parent))
+        ports = _free_ports(2 * size)
+        self.members = [
+            Member(f"m{i}", ports[2 * i], ports[2 * i + 1], self.root / f"m{i}", self.root / f"m{i}.log")
+            for i in range(size)
+        ]
+        self.token = secrets.token_hex(8)
+
+    def _command(self, member: Member) -> list[str]:
+        initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
+        return [
+            self.binary,
+            "--name", member.name,
+            "--data-dir", str(member.data_dir),
+            "--listen-client-urls", member.client_url,
+            "--advertise-client-urls", member.client_url,
+            "--listen-peer-urls", member.peer_url,
+            "--initial-advertise-peer-urls", member.peer_url,
+            "--initial-cluster", initial,
+            "--initial-cluster-token", self.token,
+            "--initial-cluster-state", "new",  # ignored on restart: the data dir knows the cluster
+            "--log-level", "warn",
+        ]  # fmt: skip
+
+    def start_member(self, index: int) -> None:
+        """Start member ``index`` (again); its data dir is kept across restarts."""
+        member = self.members[index]
+        assert member.process is None or member.process.poll() is not None, "member already running"
+        with member.log.open("ab") as log:
+            member.process = subprocess.Popen(
+                self._command(member),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,  # the test process forks members from one thread
+            )
+
+    def stop_member(self, index: int) -> None:
+        """Kill member ``index`` by its PID (SIGKILL: a crash, as the fail-over tests want) and reap it."""
+        member = self.members[index]
+        if member.process is not None and member.process.poll() is None:
+            os.kill(member.process.pid, signal.SIGKILL)
+            member.process.wait(timeout=30)
+        member.process = None
+
+    def start(self, deadline: float = 60.0) -> None:
+        """Start every member and wait until each answers as healthy."""
+        for i in range(len(self.members)):
+            self.start_member(i)
+        self.wait_healthy(range(len(self.members)), deadline)
+
+    def healthy(self, index: int) -> bool:
+        """Whether member ``index`` runs and answers a linearizable read (so it has a leader)."""
+        member = self.members[index]
+        if member.process is None or member.process.poll() is not None:
+            return False
+        request = urllib.request.Request(member.client_url + "/v3/kv/range", data=b'{"key":"AA=="}')
+        try:
+            with urllib.request.urlopen(request, timeout=2) as answer:
+                return "header" in json.loads(answer.read())
+        except (OSError, ValueError):
+            return False
+
+    def wait_healthy(self, indexes: range | list[int], deadline: float = 60.0) -> None:
+        """Wait (at most ``deadline`` seconds) until the given members are healthy."""
+        end = time.monotonic() + deadline
+        pending = list(indexes)
+        while pending:
+            for i in list(pending):
+                process = self.members[i].process
+                if process is not None and process.poll() is not None:
+                    raise RuntimeError(f"etcd member {i} exited:\n{self.log_tail(i)}")
+                if self.healthy(i):
+                    pending.remove(i)
+            if pending:
+                if time.monotonic() > end:
+                    raise RuntimeError(f"etcd members {pending} not healthy:\n{self.log_tail(pending[0])}")
+                time.sleep(0.1)
+
+    def log_tail(self, index: int, lines: int = 20) -> str:
+        """The last lines of member ``index``'s log (for failure messages)."""
+        try:
+            return "\n".join(self.members[index].log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def endpoints(self, indexes: list[int] | None = None) -> str:
+        """``host:port,host:port...`` of the given members (default: all)."""
+        chosen = self.members if indexes is None else [self.members[i] for i in indexes]
+        return ",".join(f"127.0.0.1:{m.client_port}" for m in chosen)
+
+    def url(self, prefix: str, indexes: list[int] | None = None, **options: object) -> str:
+        """A storage URL for this cluster with key ``prefix`` and further URL options."""
+        query = "&".join([f"prefix={prefix}"] + [f"{k}={v}" for k, v in options.items()])
+        return f"etcd://{self.endpoints(indexes)}?{query}"
+
+    def close(self) -> None:
+        """Kill every member by PID and delete the data dirs."""
+        for i in range(len(self.members)):
+            self.stop_member(i)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def start_cluster(size: int = 3) -> EtcdCluster:
+    """Start a fresh cluster of ``size`` members (``missing`` when etcd is not installed)."""
+    binary = shutil.which("etcd")
+    if binary is None:
+        missing("etcd is not installed (apt-get install etcd-server)")
+        raise AssertionError("unreachable")
+    for attempt in range(3):
+        cluster = EtcdCluster(binary, size)
+        try:
+            cluster.start()
+            return cluster
+        except RuntimeError:
+            cluster.close()
+            if attempt == 2:  # e.g. a free port taken by someone else between probing and binding
+                raise
+    raise AssertionError("unreachable")
+
+
+_shared: EtcdCluster | None = None
+
+
+def shared_cluster() -> EtcdCluster:
+    """The session's shared cluster, started on first use and killed when the process exits."""
+    global _shared
+    if _shared is None:
+        _shared = start_cluster()
+        atexit.register(_shared.close)
+    return _shared
+
+
+@pytest.fixture(scope="session")
+def etcd_cluster() -> EtcdCluster:
+    """The session's shared 3-member cluster (do not stop its members; use your own key prefix)."""
+    return shared_cluster()
+
+
+@pytest.fixture
+def private_etcd_cluster() -> Iterator[EtcdCluster]:
+    """A 3-member cluster for this test alone, killed by PID afterwards."""
+    cluster = start_cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.close()
