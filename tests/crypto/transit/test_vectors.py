@@ -22,7 +22,7 @@ from strongroom.crypto.transit import symmetric
 from strongroom.crypto.transit.derive import KDF_HKDF_SHA256, KDF_HMAC_SHA256_COUNTER
 from strongroom.crypto.transit.keytypes import KeyType
 from strongroom.crypto.transit.material import KeyMaterial
-from strongroom.errors import CiphertextRejected
+from strongroom.errors import CiphertextRejected, InvalidRequest
 
 VECTORS_FILE = Path(__file__).resolve().parents[2] / "vectors" / "transit" / "ciphertexts.json"
 VECTORS: list[dict[str, Any]] = json.loads(VECTORS_FILE.read_text())["vectors"]
@@ -144,3 +144,7 @@ def test_rsa_tampering_is_refused_and_own_ciphertexts_round_trip(v: dict[str, An
     assert len(ours) == len(blob)  # the raw OAEP block: modulus length, no nonce or tag around it
     assert ours != blob  # OAEP is randomised
     assert symmetric.decrypt(material, ours) == plaintext
+    most = len(blob) - 66  # OAEP with SHA-256 takes at most k - 2*32 - 2 bytes
+    assert symmetric.decrypt(material, symmetric.encrypt(material, bytes(most))) == bytes(most)
+    with pytest.raises(InvalidRequest, match="message too long for RSA key size"):
+        symmetric.encrypt(material, bytes(most + 1))

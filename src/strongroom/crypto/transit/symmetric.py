@@ -103,7 +103,7 @@ def encrypt(
 
     Raises:
         InvalidRequest: missing context on a derived key, an old convergent scheme, associated data for
-            RSA, or a type that cannot encrypt.
+            RSA, a plaintext too long for the RSA key, or a type that cannot encrypt.
     """
     kt = material.key_type
     if kt.rsa:
@@ -111,7 +111,13 @@ def encrypt(
             raise InvalidRequest(f"associated data is not supported by key type {kt.value}")
         public = material.public_key
         assert isinstance(public, rsa.RSAPublicKey)
-        return public.encrypt(plaintext, _OAEP)
+        try:
+            return public.encrypt(plaintext, _OAEP)
+        except ValueError:
+            # The only failure: more than k - 66 bytes for OAEP with SHA-256 (Vault answers this with a 500).
+            raise InvalidRequest(
+                "failed to RSA encrypt the plaintext: message too long for RSA key size"
+            ) from None
     if not kt.symmetric_aead:
         raise InvalidRequest(f"message encryption not supported for key type {kt.value}")
     if convergent_version:

@@ -166,7 +166,9 @@ class KeyPolicy:
                 data["kdf_mode"] = KDF_NAMES.get(self.kdf, "")
             data["convergent_encryption"] = self.convergent_encryption
             if self.convergent_encryption:
-                data["convergent_encryption_version"] = self.convergent_version
+                # Vault shows -1 for the current scheme: each version records its own (version 3 onwards).
+                shown = -1 if self.convergent_version == 3 else self.convergent_version
+                data["convergent_encryption_version"] = shown
         return data
 
     # -- storage encoding -----------------------------------------------------------------------------
