@@ -1,0 +1,131 @@
+"""SQL of the PostgreSQL backend: the schema strongroom creates, its version, and the statements it runs.
+
+Everything lives in one PostgreSQL schema (``schema=`` option, default ``strongroom``), so several stores
+(or test runs) can share a database. Identifiers are validated (:func:`check_schema_name`) and quoted
+before they are put into SQL text; values are always bound parameters. That is why the ``S608`` (SQL built
+from strings) findings below are exempted.
+
+Objects (schema version 1):
+
+* ``kv (key bytea PRIMARY KEY, value bytea NOT NULL)``: the records. A ``bytea`` B-tree orders keys by
+  ``memcmp`` and then length, which is the protocol's byte order.
+* ``schema_version (version integer)``: one row. A store refuses a database whose version is newer than
+  the code's :data:`SCHEMA_VERSION`.
+* ``sr_commit(...)``: validates a transaction's read set and applies its writes in one statement (see
+  :data:`COMMIT_FUNCTION`).
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "COMMIT_FUNCTION",
+    "CONFLICT_SQLSTATE",
+    "SCHEMA_VERSION",
+    "Statements",
+    "check_schema_name",
+]
+
+SCHEMA_VERSION = 1
+"""The layout this code writes and reads."""
+
+CONFLICT_SQLSTATE = "SR001"
+"""Raised by ``sr_commit`` when a read changed since the transaction's snapshot (a real conflict)."""
+
+_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+COMMIT_FUNCTION = """
+CREATE FUNCTION {s}.sr_commit(
+    rk bytea[], rx xid[],               -- point reads: key, xmin seen (NULL: the key was absent)
+    rb bytea[], re bytea[],             -- range reads: effective bounds [rb, re)
+    gi bigint[], gk bytea[], gx xid[],  -- rows those ranges returned: range number (1-based), key, xmin
+    cb bytea[], ce bytea[],             -- cleared ranges [cb, ce)
+    dk bytea[],                         -- cleared keys
+    wk bytea[], wv bytea[]              -- set keys and their values
+) RETURNS void LANGUAGE plpgsql AS $f$
+BEGIN
+    -- A read is still valid if the row version it saw (xmin, the id of the transaction that wrote it) is
+    -- still the current one, or the key is still absent. Any commit that wrote the key since changed it.
+    IF cardinality(rk) > 0 AND EXISTS (
+        SELECT 1 FROM unnest(rk, rx) AS r(k, x) LEFT JOIN {s}.kv ON kv.key = r.k
+        WHERE kv.xmin IS DISTINCT FROM r.x
+    ) THEN
+        RAISE EXCEPTION 'strongroom: a read changed since the snapshot' USING ERRCODE = '{conflict}';
+    END IF;
+    -- A range read is still valid if it returns the same rows in the same versions: no insert (phantom),
+    -- no deletion and no rewrite inside its bounds.
+    IF cardinality(rb) > 0 AND EXISTS (
+        SELECT 1 FROM (
+            SELECT r.i, cur.key, cur.xmin
+            FROM unnest(rb, re) WITH ORDINALITY AS r(b, e, i)
+            CROSS JOIN LATERAL (SELECT key, xmin FROM {s}.kv WHERE key >= r.b AND key < r.e) AS cur
+        ) AS now
+        FULL JOIN unnest(gi, gk, gx) AS seen(i, k, x) ON now.i = seen.i AND now.key = seen.k
+        WHERE now.i IS NULL OR seen.i IS NULL OR now.xmin <> seen.x
+    ) THEN
+        RAISE EXCEPTION 'strongroom: a range changed since the snapshot' USING ERRCODE = '{conflict}';
+    END IF;
+    -- The write buffer's invariant: cleared ranges first, then point clears and sets.
+    IF cardinality(cb) > 0 THEN
+        DELETE FROM {s}.kv USING unnest(cb, ce) AS c(b, e) WHERE kv.key >= c.b AND kv.key < c.e;
+    END IF;
+    IF cardinality(dk) > 0 THEN
+        DELETE FROM {s}.kv WHERE key = ANY(dk);
+    END IF;
+    IF cardinality(wk) > 0 THEN
+        INSERT INTO {s}.kv (key, value) SELECT * FROM unnest(wk, wv)
+        ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+    END IF;
+END
+$f$
+"""
+"""The commit function. It runs as one autocommit statement at SERIALIZABLE (the connections' default
+isolation), so validation and writes are one atomic transaction and PostgreSQL's serializable snapshot
+isolation orders it against commits running at the same time; its validation queries are what gives SSI
+the transaction's read set (including ranges, through predicate locks)."""
+
+
+def check_schema_name(name: str) -> str:
+    """Return ``name`` if it is a plain lower-case identifier PostgreSQL accepts unquoted.
+
+    Raises:
+        ValueError: anything else (upper case, punctuation, more than 63 bytes).
+    """
+    if not _NAME.fullmatch(name):
+        raise ValueError("schema must match [a-z_][a-z0-9_]* and have at most 63 characters")
+    return name
+
+
+class Statements:
+    """The SQL text of one store, with its (validated, quoted) schema name filled in."""
+
+    def __init__(self, schema: str) -> None:
+        s = '"' + check_schema_name(schema) + '"'
+        self.schema = schema
+        self.get = f"SELECT value, xmin FROM {s}.kv WHERE key = $1"  # noqa: S608
+        # LIMIT NULL means no limit.
+        self.range = f"SELECT key, value, xmin FROM {s}.kv WHERE key >= $1 AND key < $2 ORDER BY key LIMIT $3"  # noqa: S608
+        self.range_reverse = (
+            f"SELECT key, value, xmin FROM {s}.kv WHERE key >= $1 AND key < $2 ORDER BY key DESC LIMIT $3"  # noqa: S608
+        )
+        self.commit = (
+            f"SELECT {s}.sr_commit($1::bytea[], $2::xid[], $3::bytea[], $4::bytea[], $5::bigint[], "
+            "$6::bytea[], $7::xid[], $8::bytea[], $9::bytea[], $10::bytea[], $11::bytea[], $12::bytea[])"
+        )
+        self.schema_exists = "SELECT 1 FROM pg_namespace WHERE nspname = $1"
+        self.create_schema = f"CREATE SCHEMA {s}"
+        # Serializes concurrent set-ups of the same schema (several workers starting at once).
+        self.setup_lock = "SELECT pg_advisory_xact_lock(hashtext('strongroom schema ' || $1))"
+        self.create_version = f"CREATE TABLE IF NOT EXISTS {s}.schema_version (version integer NOT NULL)"
+        self.read_version = f"SELECT max(version) FROM {s}.schema_version"  # noqa: S608
+        self.create_objects = [
+            # fillfactor 90 leaves room on each page for HOT updates (a rewritten record then needs no
+            # new index entry).
+            f"CREATE TABLE {s}.kv (key bytea PRIMARY KEY, value bytea NOT NULL) WITH (fillfactor = 90)",
+            # Values are ciphertexts: compressing them is wasted work, so large ones go out of line
+            # uncompressed.
+            f"ALTER TABLE {s}.kv ALTER COLUMN value SET STORAGE EXTERNAL",
+            COMMIT_FUNCTION.format(s=s, conflict=CONFLICT_SQLSTATE),
+            f"INSERT INTO {s}.schema_version (version) VALUES ({SCHEMA_VERSION})",  # noqa: S608
+        ]
