@@ -243,7 +243,7 @@ class EtcdStore:
         room = max_request_bytes - HEADROOM
         own = StoreLimits(
             max_key_bytes=MAX_KEY_BYTES,
-            max_value_bytes=room,
+            max_value_bytes=room - MAX_KEY_BYTES,  # one value of this size fits with any key
             max_transaction_bytes=room,
             max_transaction_ops=max_txn_ops - 1,  # the commit marker
         )
@@ -322,8 +322,6 @@ class EtcdStore:
 
     async def _commit(self, tx: EtcdTransaction) -> None:
         """Send ``tx``'s writes as one Txn guarded by its reads (see the module docstring)."""
-        if tx._ranges and asyncio.get_running_loop().time() - tx._started > self._max_age:
-            raise TransactionConflict("transaction too old: tombstones it must check may have expired")
         space = self._space
         for _ in range(2):  # a second time only if the lease vanished before the first reached etcd
             lease = await self._lease_id()
@@ -347,6 +345,8 @@ class EtcdStore:
                 )
             elif fixed > self._max_request_bytes:
                 raise RecordTooLarge("transaction exceeds etcd's request size")
+            if intervals and asyncio.get_running_loop().time() - tx._started > self._max_age:
+                raise TransactionConflict("transaction too old: tombstones it must check may have expired")
             compares.append({"key": marker_key, "target": "CREATE", "result": "EQUAL", "create_revision": 0})
             failure: list[dict[str, Any]] = [{"request_range": {"key": marker_key}}]
             tombstones = {"key": b64(space.tombstones), "range_end": b64(space.tombstones_end)}
