@@ -112,7 +112,9 @@ async def serve(config: ServerConfig, *, dev: bool, dev_root_token_id: str | Non
     from granian.server.embed import Server
 
     from strongroom.api.app import VaultApp
+    from strongroom.core.background import BackgroundRunner
     from strongroom.core.node import Node, NodeSettings
+    from strongroom.engines.transit import autorotate
     from strongroom.storage.url import open_store
 
     url = config.storage_url or DEFAULT_STORAGE
@@ -151,9 +153,14 @@ async def serve(config: ServerConfig, *, dev: bool, dev_root_token_id: str | Non
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, server.stop)
     log.info("strongroom %s listening on %s://%s (storage: %s)", node.version, scheme, listen, store.kind)
+    # Background jobs run under leases in the store, so every node may run a runner; it idles while sealed.
+    runner = BackgroundRunner(node)
+    runner.register(autorotate.JOB)
+    runner.start()
     try:
         await server.serve()
     finally:
+        await runner.stop()
         await node.close()
 
 
