@@ -42,16 +42,18 @@ def _aad(mount_uuid: str, key_id: str, version: int, material_id: str) -> bytes:
 class TransitKeys:
     """The transit keys of one mount, on the request's transaction."""
 
-    __slots__ = ("ctx", "index")
+    __slots__ = ("area", "ctx", "index")
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, area: str = AREA) -> None:
+        """Open the keys of ``area`` (another area holds keys that no ``keys/:name`` path can reach)."""
         self.ctx = ctx
-        self.index: PathIndex = ctx.keys.paths(ctx.tx, "m", ctx.mount.uuid, AREA)
+        self.area = area
+        self.index: PathIndex = ctx.keys.paths(ctx.tx, "m", ctx.mount.uuid, area)
 
     def _entry(self, name: str) -> Records:
         # Same subspace as self.index.entry(id): tuple packing concatenates, and the namespace caches
         # packed area prefixes, so the hot path packs nothing.
-        return self.ctx.keys.records(self.ctx.tx, "m", self.ctx.mount.uuid, AREA, "e", self.index.id_of(name))
+        return self.ctx.keys.records(self.ctx.tx, "m", self.ctx.mount.uuid, self.area, "e", self.index.id_of(name))
 
     def _kek(self) -> AesGcm:
         cache = self.ctx.keys.engine_cache
@@ -194,6 +196,14 @@ class TransitKeys:
                 entry.clear(_VERSION, v)
         updated = policy.replace(versions=versions, min_available_version=below)
         self.put(updated)
+        cache = self.ctx.keys.engine_cache
+        trimmed = [(v, info.material_id) for v, info in policy.versions.items() if v < below]
+
+        def forget() -> None:
+            for v, material_id in trimmed:
+                cache.pop(("transit", policy.key_id, v, material_id), None)
+
+        self.ctx.after_commit.append(forget)
         return updated
 
     async def restore(self, policy: KeyPolicy, materials: Mapping[int, KeyMaterial]) -> KeyPolicy:
