@@ -25,7 +25,7 @@ from strongroom.errors import CorruptRecord, InvalidRequest, UnsupportedPath
 
 ERR_TOO_OLD = "ciphertext or signature version is disallowed by policy (too old)"
 
-_NAME = re.compile(r"\w(?:[\w\-.]*\w)?\Z")
+_NAME = re.compile(r"\w(?:[\w\-.]*\w)?\Z", re.ASCII)
 
 
 def check_name(name: str) -> str:
