@@ -11,12 +11,13 @@ import os
 import socket
 import uuid
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
+from typing import Any
+from urllib.parse import urlsplit
 
 import redis.asyncio
 
 from strongroom.storage.base import Store, StoreLimits
-from strongroom.storage.redis import PASSWORD_ENV, RedisStore, open_url
+from strongroom.storage.redis import PASSWORD_ENV, RedisStore
 from tests.support.require import missing
 
 NAME = "redis"
@@ -74,19 +75,20 @@ class DroppingRedisStore(RedisStore):
             await delete_prefix(self.prefix)
 
 
-def open_test_store(limits: StoreLimits | None = None, **options: str) -> DroppingRedisStore:
-    """A store on the test server under a fresh random prefix; ``options`` are URL options."""
+def open_test_store(limits: StoreLimits | None = None, **options: Any) -> DroppingRedisStore:
+    """A store on the test server under a fresh random prefix; ``options`` are RedisStore arguments."""
     require_redis()
     parts = urlsplit(URL)
-    merged = dict(parse_qsl(parts.query))
-    merged.setdefault("prefix", f"srtest:{uuid.uuid4().hex}:")
-    merged.update(options)
-    plain = open_url(parts, merged)
-    store = DroppingRedisStore.__new__(DroppingRedisStore)
-    store.__dict__.update(plain.__dict__)
-    if limits is not None:
-        store._limits = limits
-    return store
+    return DroppingRedisStore(
+        parts.hostname or "127.0.0.1",
+        parts.port or 6379,
+        db=int(parts.path.strip("/") or "0"),
+        username=parts.username,
+        password=os.environ.get(PASSWORD_ENV) or None,
+        prefix=f"srtest:{uuid.uuid4().hex}:",
+        limits=limits,
+        **options,
+    )
 
 
 def make_store(tmp: Path, limits: StoreLimits) -> Store:

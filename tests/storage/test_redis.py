@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import subprocess
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import redis.asyncio
+import redis.exceptions
 
 import strongroom.storage.redis as backend
 from strongroom.errors import InvalidRequest, StorageUnavailable, TransactionConflict
@@ -29,6 +34,8 @@ from tests.conformance.factory_redis import (
     open_test_store,
     require_redis,
 )
+from tests.support.require import require_binary
+from tests.support.server import free_port
 
 
 @pytest.fixture
@@ -38,7 +45,7 @@ async def store() -> AsyncIterator[DroppingRedisStore]:
     await s.close()
 
 
-async def put(store: RedisStore, items: dict[bytes, bytes | None]) -> None:
+async def put(store: RedisStore, items: Mapping[bytes, bytes | None]) -> None:
     async with store.transaction() as tx:
         for k, v in items.items():
             if v is None:
@@ -104,22 +111,32 @@ def test_refused_urls(url: str, message: str) -> None:
         open_store(url)
 
 
-async def test_password_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_password_comes_from_the_environment_and_least_privilege_suffices(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The ACL user docs/storage/redis.md recommends: its prefix only and the commands the backend uses
+    # (no CONFIG: the start-up check of the eviction policy then quietly does without it).
     require_redis()
     user, password = f"srtest-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-    client = admin()
-    await client.acl_setuser(user, enabled=True, passwords=[f"+{password}"], keys=["*"], commands=["+@all"])
     prefix = f"srtest:{uuid.uuid4().hex}:"
+    client = admin()
+    await client.execute_command(
+        "ACL", "SETUSER", user, "on", f">{password}", f"~{prefix}*", "resetchannels", "-@all",
+        *(f"+{c}" for c in backend.ACL_COMMANDS),
+    )  # fmt: skip
     parts = urlsplit(URL)
     url = f"redis://{user}@{parts.hostname}:{parts.port or 6379}{parts.path}?prefix={prefix}"
     try:
         monkeypatch.setenv(PASSWORD_ENV, password)
         good = open_store(url)
         assert isinstance(good, RedisStore)
+        assert password not in url
         async with good.transaction() as tx:
             tx.set(b"k", b"v")
         async with good.transaction() as tx:
             assert await tx.get(b"k") == b"v"
+            assert await tx.range(b"", b"\xff") == [(b"k", b"v")]
+            tx.clear_range(b"", b"\xff")
         await good.close()
 
         monkeypatch.setenv(PASSWORD_ENV, "wrong")
@@ -138,11 +155,7 @@ async def test_password_comes_from_the_environment(monkeypatch: pytest.MonkeyPat
 
 
 async def test_unreachable_server_is_storage_unavailable() -> None:
-    with contextlib.closing(__import__("socket").socket()) as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    # Nothing listens on the port any more.
-    store = RedisStore("127.0.0.1", port, timeout=2)
+    store = RedisStore("127.0.0.1", free_port(), timeout=2)  # nothing listens there
     with pytest.raises(StorageUnavailable):
         async with store.transaction() as tx:
             await tx.get(b"k")
@@ -235,7 +248,7 @@ async def test_script_flush_is_survived(store: DroppingRedisStore) -> None:
 async def test_evicting_redis_is_refused() -> None:
     require_redis()
     client = admin()
-    before = (await client.config_get("maxmemory-policy"))["maxmemory-policy"]
+    before = str((await client.config_get("maxmemory-policy"))["maxmemory-policy"])
     store = open_test_store()
     try:
         await client.config_set("maxmemory-policy", "allkeys-lru")
@@ -288,7 +301,7 @@ async def test_old_snapshot_sees_every_earlier_version(store: DroppingRedisStore
 
 
 async def test_snapshot_older_than_the_window_conflicts_and_is_retried() -> None:
-    store = open_test_store(snapshot_window="0.001")
+    store = open_test_store(snapshot_window=0.001)
     try:
         await put(store, {b"a": b"0", b"b": b"0"})
         attempts = 0
@@ -321,7 +334,7 @@ async def test_snapshot_older_than_the_window_conflicts_and_is_retried() -> None
 
 
 async def test_history_and_tombstones_are_pruned() -> None:
-    store = open_test_store(snapshot_window="0.001")
+    store = open_test_store(snapshot_window=0.001)
     p = store.prefix
     try:
         await put(store, {b"k%d" % i: b"v" for i in range(20)})
@@ -383,3 +396,121 @@ async def test_prefixes_are_isolated() -> None:
     finally:
         await one.close()
         await two.close()
+
+
+# -- a Redis of our own: kill -9, restarts, durability -------------------------------------------------------
+
+
+class OwnRedis:
+    """A ``redis-server`` this test starts on a free loopback port, in its own directory; stopped by PID."""
+
+    def __init__(self, directory: Path, *settings: str) -> None:
+        self.binary = require_binary("redis-server")
+        self.directory = directory
+        self.settings = settings
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def spawn(self) -> None:
+        argv = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
+                "--daemonize", "no", "--logfile", "redis.log", *self.settings]  # fmt: skip
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+
+    async def start(self) -> None:
+        """Start it (again: same port and directory) and wait until it answers."""
+        self.spawn()
+        client = redis.asyncio.Redis(port=self.port)
+        try:
+            for _ in range(200):
+                with contextlib.suppress(redis.exceptions.RedisError):
+                    if await client.ping():
+                        return
+                await asyncio.sleep(0.05)
+            raise AssertionError("redis-server did not start")
+        finally:
+            await client.aclose()
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+            self.proc.wait(10)
+        self.proc = None
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[Callable[..., OwnRedis]]:
+    started: list[OwnRedis] = []
+
+    def make(*settings: str) -> OwnRedis:
+        server = OwnRedis(tmp_path, *settings)
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop(signal.SIGKILL)
+
+
+@pytest.mark.slow
+async def test_acknowledged_commits_survive_redis_kill_9_with_aof(
+    own_redis: Callable[..., OwnRedis],
+) -> None:
+    server = own_redis("--appendonly", "yes", "--appendfsync", "always", "--save", "")
+    await server.start()
+    store = RedisStore("127.0.0.1", server.port, timeout=2)
+    acknowledged: list[int] = []
+    failed: list[int] = []
+
+    async def pair(i: int) -> None:
+        # Two keys per transaction: after the crash both must be there, or neither.
+        try:
+            async with store.transaction() as tx:
+                tx.set(b"a/%04d" % i, b"%d" % i)
+                tx.set(b"b/%04d" % i, b"%d" % i)
+        except StorageUnavailable:
+            failed.append(i)
+        else:
+            acknowledged.append(i)
+            if len(acknowledged) == 150:
+                server.stop(signal.SIGKILL)  # mid-load, with commits in flight
+
+    await asyncio.gather(*(pair(i) for i in range(400)))
+    await store.close()
+    assert len(acknowledged) >= 150
+    assert failed  # the kill did cut the load short
+    await server.start()  # same directory: replays the append-only file
+    store = RedisStore("127.0.0.1", server.port, timeout=2)
+    try:
+        async with store.transaction() as tx:
+            a = dict(await tx.range(b"a/", b"a0"))
+            b = dict(await tx.range(b"b/", b"b0"))
+        assert {int(v) for v in a.values()} >= set(acknowledged)  # nothing acknowledged was lost
+        assert {k[2:] for k in a} == {k[2:] for k in b}  # and no transaction is half there
+    finally:
+        await store.close()
+
+
+@pytest.mark.slow
+async def test_redis_down_then_restarted_empty(own_redis: Callable[..., OwnRedis]) -> None:
+    server = own_redis("--appendonly", "no", "--save", "")
+    await server.start()
+    store = RedisStore("127.0.0.1", server.port, timeout=1)
+    try:
+        await put(store, {b"k": b"1"})
+        async with store.transaction() as old:
+            assert await old.get(b"k") == b"1"
+            server.stop()
+            with pytest.raises(StorageUnavailable):  # down: an error, not a hang
+                await old.get(b"j")
+            await server.start()
+            # Redis kept nothing (no AOF, no RDB): everything is gone, and the snapshot taken before is
+            # refused instead of being mixed with the new, empty state.
+            with pytest.raises(TransactionConflict):
+                await old.get(b"j")
+        async with store.transaction() as tx:  # scripts reloaded, store usable again
+            assert await tx.get(b"k") is None
+            tx.set(b"k", b"2")
+        async with store.transaction() as tx:
+            assert await tx.get(b"k") == b"2"
+    finally:
+        await store.close()

@@ -43,10 +43,17 @@ from strongroom.storage.base import BufferedTransaction, StoreLimits, _in_ranges
 from strongroom.storage.redis_client import RedisClient
 from strongroom.storage.redis_scripts import COMMIT, RANGE, READ
 
-__all__ = ["PASSWORD_ENV", "RedisStore", "RedisTransaction", "open_url"]
+__all__ = ["ACL_COMMANDS", "PASSWORD_ENV", "RedisStore", "RedisTransaction", "open_url"]
 
 PASSWORD_ENV = "STRONGROOM_REDIS_PASSWORD"
 """Environment variable holding the Redis password (``AUTH``), if the server needs one."""
+
+ACL_COMMANDS = (
+    "evalsha", "script|load", "info", "client|setname", "select", "time", "hget", "hmget", "hset", "hdel",
+    "hexists", "zadd", "zrem", "zscore", "zrange", "zrangebylex", "zrevrangebylex", "zrangebyscore",
+    "zrevrangebyscore", "zremrangebyscore",
+)  # fmt: skip
+"""The Redis commands the backend sends or its scripts call: enough for a least-privilege ACL user."""
 
 _OPTIONS = ("prefix", "timeout", "max_connections", "snapshot_window")
 # Keys whose history may be pruned per commit: more than a commit usually writes, so pruning keeps up

@@ -9,7 +9,8 @@ Guarantees:
 * A call whose connection was lost (Redis restarted, ``CLIENT KILL``, an idle connection cut by a
   firewall) is retried once on a fresh connection: every script is safe to run twice (reads have no
   effect and a commit carries a token that makes a second run a no-op). A timed-out call is not retried.
-* Error messages carry at most Redis's error code (``OOM``, ``BUSY``...), never a key or a value.
+* Error messages carry Redis's own error text (``OOM command not allowed...``, ``BUSY``, ACL refusals),
+  which never quotes a key or a value.
 
 Why not ``redis.asyncio.Redis``: its command layer and connection pool cost about 15 us of CPU per call on
 top of the connection itself (docs/dependencies.md, "redis"), and the backend only ever sends ``EVALSHA``.
@@ -37,6 +38,7 @@ __all__ = ["RedisClient"]
 _log = logging.getLogger(__name__)
 _LOST = (RedisConnectionError, ConnectionError, EOFError)
 _MIN_VERSION = (7, 0)
+_warned: set[tuple[str, int, int]] = set()  # servers already warned about, once per process
 
 
 class RedisClient:
@@ -186,7 +188,9 @@ class RedisClient:
         if policy.startswith("allkeys"):
             # An evicting policy would silently delete stored records when Redis fills up.
             raise StorageUnavailable(f"redis maxmemory-policy is {policy}: strongroom needs noeviction")
-        if config.get("appendonly") == "no" and not config.get("save", "x").strip():
+        server = (self._params["host"], self._params["port"], self._params["db"])
+        if config.get("appendonly") == "no" and not config.get("save", "x").strip() and server not in _warned:
+            _warned.add(server)
             _log.warning(
                 "redis persists nothing to disk (appendonly no, no save points): a restart loses all data"
             )
@@ -232,6 +236,10 @@ def _pack(
 
 
 def _code(exc: ResponseError) -> str:
-    """Redis's error code (first word of the reply), which never contains keys or values."""
-    words = str(exc).split(maxsplit=1)
-    return words[0] if words else "error"
+    """Redis's error text, first line, bounded.
+
+    Redis writes these itself (``OOM command not allowed...``, ``NOPERM``, ACL and script errors naming a
+    command and a script line) and never quotes a key or a value in them, so they are safe to show.
+    """
+    lines = str(exc).splitlines()
+    return lines[0][:200] if lines else "error"
