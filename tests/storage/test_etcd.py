@@ -14,12 +14,13 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+import uvloop
 
 from strongroom.errors import InvalidRequest, RecordTooLarge, StorageUnavailable, TransactionConflict
 from strongroom.storage.base import Store, Transaction, transactional
 from strongroom.storage.etcd import EtcdStore
 from strongroom.storage.etcd_http import EtcdClient
-from strongroom.storage.etcd_txn import b64
+from strongroom.storage.etcd_txn import b64s
 from strongroom.storage.url import open_store
 from tests.support.etcd import EtcdCluster, etcd_cluster, private_etcd_cluster
 
@@ -64,7 +65,7 @@ async def _member_value(cluster: EtcdCluster, index: int, key: bytes) -> bytes |
     )
     try:
         answer, _ = await client.call(
-            "/v3/kv/range", {"key": b64(key), "serializable": True}, require_leader=False
+            "/v3/kv/range", {"key": b64s(key), "serializable": True}, require_leader=False
         )
     finally:
         await client.close()
@@ -260,13 +261,13 @@ async def test_shadow_keys_are_removed_by_clear_range(store: EtcdStore) -> None:
         tx.clear(b"s/1")
     shadow = store._space.shadow
     answer, _ = await store._client.call(
-        "/v3/kv/range", {"key": b64(shadow), "range_end": b64(shadow + b"\xff")}
+        "/v3/kv/range", {"key": b64s(shadow), "range_end": b64s(shadow + b"\xff")}
     )
     assert answer.get("count") == "1"
     async with store.transaction() as tx:
         tx.clear_range(b"s/", b"s0")
     answer, _ = await store._client.call(
-        "/v3/kv/range", {"key": b64(shadow), "range_end": b64(shadow + b"\xff")}
+        "/v3/kv/range", {"key": b64s(shadow), "range_end": b64s(shadow + b"\xff")}
     )
     assert "kvs" not in answer
 
@@ -401,3 +402,19 @@ async def test_quorum_lost_fails_fast_then_recovers(private_etcd_cluster: EtcdCl
         assert await _get(store, b"k") == b"after"
     finally:
         await store.close()
+
+
+def test_works_on_uvloop(etcd_cluster: EtcdCluster) -> None:
+    """The server runs on uvloop, whose transports are not asyncio's classes."""
+
+    async def scenario() -> None:
+        store = _store(etcd_cluster)
+        try:
+            await _put(store, {b"k": b"v" * 5000})  # an answer large enough to come chunked
+            async with store.transaction() as tx:
+                assert await tx.range(b"", b"\xff") == [(b"k", b"v" * 5000)]
+        finally:
+            await store.purge()
+            await store.close()
+
+    uvloop.run(scenario())

@@ -61,6 +61,7 @@ from strongroom.storage.etcd_txn import (
     RAFT_OVERHEAD,
     Keyspace,
     b64,
+    b64s,
     decode_tombstone,
     overlaps,
     prefix_end,
@@ -81,10 +82,6 @@ _OUT_OF_RANGE, _NOT_FOUND = 11, 5
 _TOMBSTONE_ROUNDS = 16
 
 
-def _unb64(text: str) -> bytes:
-    return binascii.a2b_base64(text)
-
-
 class EtcdTransaction(BufferedTransaction):
     """A transaction on an :class:`EtcdStore`. Its snapshot is the revision of its first read."""
 
@@ -97,25 +94,26 @@ class EtcdTransaction(BufferedTransaction):
         self._points: dict[bytes, int] = {}  # key read with get -> its mod_revision (0: absent)
         self._ranges: list[tuple[bytes, bytes]] = []
 
-    async def _read(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def _read(self, fields: bytes) -> dict[str, Any]:
+        """Range request with the JSON ``fields`` (without braces) at the transaction's snapshot."""
         client = self._store._client
         try:
             if self._revision is None:
                 self._started = asyncio.get_running_loop().time()
-                answer, _ = await client.call("/v3/kv/range", payload)
+                answer, _ = await client.call("/v3/kv/range", b"{%s}" % fields)
                 self._revision = int(answer["header"]["revision"])
                 return dict(answer)
-            payload["revision"] = self._revision
             try:
                 # The member that pinned the revision has applied it: no consensus round needed.
-                answer, _ = await client.call(
-                    "/v3/kv/range", {**payload, "serializable": True}, require_leader=False
-                )
+                body = b'{%s,"revision":%d,"serializable":true}' % (fields, self._revision)
+                answer, _ = await client.call("/v3/kv/range", body, require_leader=False)
             except EtcdError as exc:
                 if not (exc.code == _OUT_OF_RANGE and "future revision" in exc.message):
                     raise
                 # A fail-over reached a member that is behind: a linearizable read waits until it caught up.
-                answer, _ = await client.call("/v3/kv/range", payload)
+                answer, _ = await client.call(
+                    "/v3/kv/range", b'{%s,"revision":%d}' % (fields, self._revision)
+                )
             return dict(answer)
         except EtcdError as exc:
             raise storage_error(exc) from None
@@ -126,12 +124,12 @@ class EtcdTransaction(BufferedTransaction):
         if key in self._values:
             # The snapshot is fixed: a key read before (by get or inside a range) reads the same again.
             return self._values[key]
-        answer = await self._read({"key": b64(self._store._space.data + key)})
+        answer = await self._read(b'"key":"%s"' % b64(self._store._space.data + key))
         kvs = answer.get("kvs")
         value: bytes | None = None
         revision = 0
         if kvs:
-            value = _unb64(kvs[0].get("value", ""))
+            value = binascii.a2b_base64(kvs[0].get("value", ""))
             revision = int(kvs[0]["mod_revision"])
         self._values[key] = value
         self._points[key] = revision
@@ -141,15 +139,15 @@ class EtcdTransaction(BufferedTransaction):
         self, begin: bytes, end: bytes, limit: int, reverse: bool
     ) -> list[tuple[bytes, bytes]]:
         space = self._store._space
-        payload: dict[str, Any] = {"key": b64(space.data + begin), "range_end": b64(space.data + end)}
+        fields = b'"key":"%s","range_end":"%s"' % (b64(space.data + begin), b64(space.data + end))
         if limit:
-            payload["limit"] = limit
+            fields += b',"limit":%d' % limit
             if reverse:  # without a limit, reversing locally spares etcd the sort
-                payload["sort_order"] = "DESCEND"
-                payload["sort_target"] = "KEY"
-        answer = await self._read(payload)
+                fields += b',"sort_order":"DESCEND","sort_target":"KEY"'
+        answer = await self._read(fields)
         rows = [
-            (space.unwrap(_unb64(kv["key"])), _unb64(kv.get("value", ""))) for kv in answer.get("kvs", ())
+            (space.unwrap(binascii.a2b_base64(kv["key"])), binascii.a2b_base64(kv.get("value", "")))
+            for kv in answer.get("kvs", ())
         ]
         if reverse and not limit:
             rows.reverse()
@@ -332,7 +330,7 @@ class EtcdStore:
                 raise RecordTooLarge("transaction exceeds etcd's operations per request")
             # Marker compare and read, tombstone compare and read: keys of the prefix plus 20 bytes.
             fixed = ops_size + RAFT_OVERHEAD + 4 * (len(space.prefix) + 64)
-            compares: list[dict[str, Any]] = []
+            compares: list[bytes] = []
             intervals: list[tuple[bytes, bytes]] = []
             if tx._revision is not None and (tx._points or tx._ranges):
                 compares, intervals = read_compares(
@@ -347,14 +345,18 @@ class EtcdStore:
                 raise RecordTooLarge("transaction exceeds etcd's request size")
             if intervals and asyncio.get_running_loop().time() - tx._started > self._max_age:
                 raise TransactionConflict("transaction too old: tombstones it must check may have expired")
-            compares.append({"key": marker_key, "target": "CREATE", "result": "EQUAL", "create_revision": 0})
-            failure: list[dict[str, Any]] = [{"request_range": {"key": marker_key}}]
-            tombstones = {"key": b64(space.tombstones), "range_end": b64(space.tombstones_end)}
+            compares.append(
+                b'{"key":"%s","target":"CREATE","result":"EQUAL","create_revision":0}' % marker_key
+            )
+            failure = b'{"request_range":{"key":"%s"}}' % marker_key
+            tombstones = b'"key":"%s","range_end":"%s"' % (b64(space.tombstones), b64(space.tombstones_end))
             if intervals:
                 assert tx._revision is not None
-                failure.append({"request_range": {**tombstones, "min_mod_revision": tx._revision + 1}})
+                failure += b',{"request_range":{%s,"min_mod_revision":%d}}' % (tombstones, tx._revision + 1)
             try:
-                await self._send(compares, ops, failure, tombstones, intervals, tx._revision or 0)
+                await self._send(
+                    b",".join(compares), b",".join(ops), failure, tombstones, intervals, tx._revision or 0
+                )
                 return
             except EtcdError as exc:
                 if exc.code == _NOT_FOUND and "lease" in exc.message:
@@ -368,24 +370,24 @@ class EtcdStore:
 
     async def _send(
         self,
-        compares: list[dict[str, Any]],
-        ops: list[dict[str, Any]],
-        failure: list[dict[str, Any]],
-        tombstones: dict[str, Any],
+        compares: bytes,
+        ops: bytes,
+        failure: bytes,
+        tombstones: bytes,
         intervals: list[tuple[bytes, bytes]],
         revision: int,
     ) -> None:
-        """Send the commit until it is decided; raise ``TransactionConflict`` if it loses.
+        """Send the commit (JSON lists without brackets) until it is decided; ``TransactionConflict`` if it loses.
 
         ``checked``: every tombstone up to this revision is known not to overlap ``intervals``.
         """
         checked = revision
         for _ in range(_TOMBSTONE_ROUNDS):
-            guard = []
+            guard = b""
             if intervals:
-                guard = [{**tombstones, "target": "MOD", "result": "LESS", "mod_revision": checked + 1}]
-            payload = {"compare": compares + guard, "success": ops, "failure": failure}
-            answer, _ = await self._client.call("/v3/kv/txn", payload)
+                guard = b',{%s,"target":"MOD","result":"LESS","mod_revision":%d}' % (tombstones, checked + 1)
+            body = b'{"compare":[%s%s],"success":[%s],"failure":[%s]}' % (compares, guard, ops, failure)
+            answer, _ = await self._client.call("/v3/kv/txn", body)
             if answer.get("succeeded"):
                 return
             try:
@@ -396,7 +398,7 @@ class EtcdStore:
                     raise TransactionConflict()
                 newer = False
                 for kv in responses[1]["response_range"].get("kvs", ()):
-                    if overlaps(intervals, decode_tombstone(_unb64(kv.get("value", "")))):
+                    if overlaps(intervals, decode_tombstone(binascii.a2b_base64(kv.get("value", "")))):
                         raise TransactionConflict()
                     newer = newer or int(kv["mod_revision"]) > checked
                 if not newer:
@@ -415,7 +417,7 @@ class EtcdStore:
         prefix = self._space.prefix
         try:
             await self._client.call(
-                "/v3/kv/deleterange", {"key": b64(prefix), "range_end": b64(prefix_end(prefix))}
+                "/v3/kv/deleterange", {"key": b64s(prefix), "range_end": b64s(prefix_end(prefix))}
             )
         except EtcdError as exc:
             raise storage_error(exc) from None

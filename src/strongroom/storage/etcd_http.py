@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -88,8 +88,8 @@ class _Connection(asyncio.Protocol):
     # -- asyncio.Protocol -----------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A cast, not an isinstance check: uvloop's TCP transport does not derive from asyncio.Transport.
+        self.transport = cast(asyncio.Transport, transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -269,6 +269,7 @@ class EtcdClient:
         self._current = 0
         self._idle: list[list[_Connection]] = [[] for _ in endpoints]
         self._closed = False
+        self._heads: dict[tuple[int, str, bool], bytes] = {}  # request heads up to Content-Length
 
     @property
     def current(self) -> int:
@@ -276,9 +277,10 @@ class EtcdClient:
         return self._current
 
     async def call(
-        self, path: str, payload: dict[str, Any], *, require_leader: bool = True
+        self, path: str, payload: bytes | dict[str, Any], *, require_leader: bool = True
     ) -> tuple[Any, bool]:
-        """POST ``payload`` as JSON to ``path``; return ``(decoded answer, maybe_sent_before)``.
+        """POST ``payload`` (JSON text, or a document to encode) to ``path``; return
+        ``(decoded answer, maybe_sent_before)``.
 
         ``maybe_sent_before`` is true when an earlier, failed attempt of this call may have reached etcd
         (and so may have taken effect). With ``require_leader`` a member without a leader refuses at
@@ -290,16 +292,19 @@ class EtcdClient:
         """
         if self._closed:
             raise StorageUnavailable("the etcd store is closed")
-        body = orjson.dumps(payload)
+        body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._max_connections)
-        try:
-            async with asyncio.timeout(self.timeout):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise StorageUnavailable("etcd: too many requests in flight; none finished in time") from None
+        if self._slots.locked():
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise StorageUnavailable("etcd: too many requests in flight; none finished in time") from None
+        else:
+            await self._slots.acquire()  # free: returns at once
         try:
             return await self._call(path, body, require_leader, deadline)
         finally:
@@ -317,14 +322,17 @@ class EtcdClient:
                 raise StorageUnavailable(f"etcd: no member answered within {self.timeout:g}s ({last})")
             index = self._current
             host, port = self.endpoints[index]
-            head = (
-                f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n"
-            ).encode()
-            if require_leader:
-                head += b"Grpc-Metadata-Hasleader: true\r\n"
+            head = self._heads.get((index, path, require_leader))
+            if head is None:
+                head = (
+                    f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+                ).encode()
+                if require_leader:
+                    head += b"Grpc-Metadata-Hasleader: true\r\n"
+                self._heads[(index, path, require_leader)] = head
+            request = b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body)
             try:
-                status, answer, sent = await self._attempt(index, head + b"\r\n" + body, remaining)
+                status, answer, sent = await self._attempt(index, request, remaining)
             except _Failed as exc:
                 maybe_sent = maybe_sent or bool(exc.args[1])
                 last = f"{host}:{port}: {exc.args[0]}"

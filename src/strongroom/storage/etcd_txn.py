@@ -4,13 +4,16 @@ Pure functions, no I/O: the key spaces under a store's prefix, the compares that
 operations that apply a write buffer, and upper bounds of the encoded request size, so that a request
 etcd would refuse (more than ``--max-request-bytes`` or ``--max-txn-ops``) is refused here first with
 :class:`~strongroom.errors.RecordTooLarge`.
+
+Compares and operations are produced as JSON text (bytes) for the gateway, written directly rather than
+through dicts and a JSON encoder: every string in them is base64, which needs no escaping, and building a
+commit this way costs a few microseconds instead of about twenty.
 """
 
 from __future__ import annotations
 
 import binascii
 import struct
-from typing import Any
 
 from strongroom.errors import RecordTooLarge
 from strongroom.storage.base import _in_ranges
@@ -19,6 +22,7 @@ __all__ = [
     "RAFT_OVERHEAD",
     "Keyspace",
     "b64",
+    "b64s",
     "decode_tombstone",
     "encode_tombstone",
     "overlaps",
@@ -30,11 +34,13 @@ __all__ = [
 # etcd measures the request wrapped in its raft entry (a header with an id and the txn's field tag).
 RAFT_OVERHEAD = 64
 
-Json = dict[str, Any]
+def b64(data: bytes) -> bytes:
+    """Base64 bytes, as the gateway wants bytes fields (safe inside a JSON string without escaping)."""
+    return binascii.b2a_base64(data, newline=False)
 
 
-def b64(data: bytes) -> str:
-    """Base64 as the gateway wants bytes fields."""
+def b64s(data: bytes) -> str:
+    """:func:`b64` as ``str``, for documents encoded by a JSON library."""
     return binascii.b2a_base64(data, newline=False).decode("ascii")
 
 
@@ -110,32 +116,32 @@ def _merge(intervals: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     return out
 
 
+_POINT = b'{"key":"%s","target":"MOD","result":"EQUAL","mod_revision":%d}'
+_RANGE = b'{"key":"%s","range_end":"%s","target":"MOD","result":"LESS","mod_revision":%d}'
+_PUT = b'{"request_put":{"key":"%s","value":"%s"}}'
+_PUT_LEASE = b'{"request_put":{"key":"%s","value":"%s","lease":%d}}'
+_DELETE = b'{"request_delete_range":{"key":"%s"}}'
+_DELETE_RANGE = b'{"request_delete_range":{"key":"%s","range_end":"%s"}}'
+
+
 def _range_checks(
     space: Keyspace, intervals: list[tuple[bytes, bytes]], revision: int
-) -> list[tuple[Json, int]]:
+) -> tuple[list[bytes], int]:
     """Compares that fail iff a key in one of ``intervals`` was set or ``clear``-ed after ``revision``.
 
     Every data key and every shadow key in the interval must have ``mod_revision <= revision``.
-    Deletions by ``clear_range`` are not seen here: the caller checks tombstones.
+    Deletions by ``clear_range`` are not seen here: the caller checks tombstones. Returns the compares
+    and their encoded size.
     """
-    checks: list[tuple[Json, int]] = []
+    checks: list[bytes] = []
+    size = 0
     after = revision + 1
     for b, e in intervals:
         for space_prefix in (space.data, space.shadow):
             key, end = space_prefix + b, space_prefix + e
-            doc = {
-                "key": b64(key),
-                "range_end": b64(end),
-                "target": "MOD",
-                "result": "LESS",
-                "mod_revision": after,
-            }
-            checks.append((doc, 8 + _field(len(key)) + _field(len(end), 2) + _varint(after)))
-    return checks
-
-
-def _fits(checks: list[tuple[Json, int]], max_count: int, max_bytes: int) -> bool:
-    return len(checks) <= max_count and sum(_field(size) for _, size in checks) <= max_bytes
+            checks.append(_RANGE % (b64(key), b64(end), after))
+            size += _field(8 + _field(len(key)) + _field(len(end), 2) + _varint(after))
+    return checks, size
 
 
 def read_compares(
@@ -145,7 +151,7 @@ def read_compares(
     revision: int,
     max_count: int,
     max_bytes: int,
-) -> tuple[list[Json], list[tuple[bytes, bytes]]]:
+) -> tuple[list[bytes], list[tuple[bytes, bytes]]]:
     """Compares that fail iff a read was invalidated by a set or ``clear`` after ``revision``.
 
     ``points`` maps each key read with ``get`` to the ``mod_revision`` it had (0: absent); ``ranges``
@@ -162,49 +168,30 @@ def read_compares(
     Raises:
         RecordTooLarge: even one covering interval does not fit.
     """
-    merged = _merge(ranges)
-    checks: list[tuple[Json, int]] = []
+    merged = _merge(ranges) if ranges else []
+    checks, size = _range_checks(space, merged, revision)
     for key, seen in points.items():
         full = space.data + key
-        doc = {"key": b64(full), "target": "MOD", "result": "EQUAL", "mod_revision": seen}
-        checks.append((doc, 8 + _field(len(full)) + _varint(seen)))
-    checks += _range_checks(space, merged, revision)
-    if not _fits(checks, max_count, max_bytes):
-        intervals = _merge([(k, k + b"\x00") for k in points] + merged)
-        groups = len(intervals)
-        while True:
-            size, extra = divmod(len(intervals), groups)
-            merged = []
-            start = 0
-            for g in range(groups):
-                stop = start + size + (1 if g < extra else 0)
-                merged.append((intervals[start][0], intervals[stop - 1][1]))
-                start = stop
-            checks = _range_checks(space, merged, revision)
-            if _fits(checks, max_count, max_bytes):
-                break
-            if groups == 1:
-                raise RecordTooLarge("the transaction's reads do not fit in one etcd request")
-            groups = (groups + 1) // 2
-    return [doc for doc, _ in checks], merged
-
-
-def _put(key: bytes, value: bytes, lease: int = 0) -> tuple[Json, int]:
-    put: Json = {"key": b64(key), "value": b64(value)}
-    size = _field(len(key)) + _field(len(value))
-    if lease:
-        put["lease"] = lease
-        size += 1 + _varint(lease)
-    return {"request_put": put}, _field(_field(size))
-
-
-def _delete(key: bytes, end: bytes | None = None) -> tuple[Json, int]:
-    delete: Json = {"key": b64(key)}
-    size = _field(len(key))
-    if end is not None:
-        delete["range_end"] = b64(end)
-        size += _field(len(end))
-    return {"request_delete_range": delete}, _field(_field(size))
+        checks.append(_POINT % (b64(full), seen))
+        size += _field(8 + _field(len(full)) + _varint(seen))
+    if len(checks) <= max_count and size <= max_bytes:
+        return checks, merged
+    intervals = _merge([(k, k + b"\x00") for k in points] + merged)
+    groups = len(intervals)
+    while True:
+        count, extra = divmod(len(intervals), groups)
+        merged = []
+        start = 0
+        for g in range(groups):
+            stop = start + count + (1 if g < extra else 0)
+            merged.append((intervals[start][0], intervals[stop - 1][1]))
+            start = stop
+        checks, size = _range_checks(space, merged, revision)
+        if len(checks) <= max_count and size <= max_bytes:
+            return checks, merged
+        if groups == 1:
+            raise RecordTooLarge("the transaction's reads do not fit in one etcd request")
+        groups = (groups + 1) // 2
 
 
 def write_ops(
@@ -213,7 +200,7 @@ def write_ops(
     cleared: list[tuple[bytes, bytes]],
     marker: bytes,
     lease: int,
-) -> tuple[list[Json], int]:
+) -> tuple[list[bytes], int]:
     """The operations applying a write buffer (``BufferedTransaction``'s invariants), and their size.
 
     * each cleared range: a delete of its data keys, split around keys set in it again (etcd refuses a
@@ -223,24 +210,40 @@ def write_ops(
       them are already done by the range delete);
     * the commit marker ``marker``, attached to ``lease``.
     """
-    ops: list[tuple[Json, int]] = []
-    set_keys = sorted(k for k, v in writes.items() if v is not None) if cleared else []
-    for i, (b, e) in enumerate(cleared):
-        cur = b
-        for k in set_keys:
-            if b <= k < e:
-                if cur < k:
-                    ops.append(_delete(space.data + cur, space.data + k))
-                cur = k + b"\x00"
-        if cur < e:
-            ops.append(_delete(space.data + cur, space.data + e))
-        ops.append(_delete(space.shadow + b, space.shadow + e))
-        ops.append(_put(space.tombstones + marker + i.to_bytes(4, "big"), encode_tombstone(b, e), lease))
+    ops: list[bytes] = []
+    size = 0
+    # Sizes: a PutRequest/DeleteRangeRequest inside a RequestOp inside TxnRequest.success.
+    data, shadow = space.data, space.shadow
+    if cleared:
+        set_keys = sorted(k for k, v in writes.items() if v is not None)
+        pieces: list[tuple[bytes, bytes]] = []
+        for i, (b, e) in enumerate(cleared):
+            cur = b
+            for k in set_keys:
+                if b <= k < e:
+                    if cur < k:
+                        pieces.append((data + cur, data + k))
+                    cur = k + b"\x00"
+            if cur < e:
+                pieces.append((data + cur, data + e))
+            pieces.append((shadow + b, shadow + e))
+            tomb_key, tomb = space.tombstones + marker + i.to_bytes(4, "big"), encode_tombstone(b, e)
+            ops.append(_PUT_LEASE % (b64(tomb_key), b64(tomb), lease))
+            size += _field(_field(_field(len(tomb_key)) + _field(len(tomb)) + 11))
+        for key, end in pieces:
+            ops.append(_DELETE_RANGE % (b64(key), b64(end)))
+            size += _field(_field(_field(len(key)) + _field(len(end))))
     for k, v in writes.items():
         if v is not None:
-            ops.append(_put(space.data + k, v))
+            ops.append(_PUT % (b64(data + k), b64(v)))
+            size += _field(_field(_field(len(data) + len(k)) + _field(len(v))))
         elif not (cleared and _in_ranges(cleared, k)):
-            ops.append(_delete(space.data + k))
-            ops.append(_put(space.shadow + k, b""))
-    ops.append(_put(space.markers + marker, b"", lease))
-    return [doc for doc, _ in ops], sum(size for _, size in ops)
+            ops.append(_DELETE % b64(data + k))
+            ops.append(_PUT % (b64(shadow + k), b""))
+            size += _field(_field(_field(len(data) + len(k)))) + _field(
+                _field(_field(len(shadow) + len(k)) + 2)
+            )
+    marker_key = space.markers + marker
+    ops.append(_PUT_LEASE % (b64(marker_key), b"", lease))
+    size += _field(_field(_field(len(marker_key)) + 13))
+    return ops, size
