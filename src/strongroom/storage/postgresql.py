@@ -54,14 +54,18 @@ from strongroom.errors import StorageError, StorageUnavailable, TransactionConfl
 from strongroom.storage.base import BufferedTransaction, StoreLimits
 from strongroom.storage.postgresql_config import PostgresConfig, parse_url
 from strongroom.storage.postgresql_pool import DRIVER_ERRORS, SERIALIZATION_SQLSTATES, Conn, Pool, translate
-from strongroom.storage.postgresql_sql import CONFLICT_SQLSTATE, SCHEMA_VERSION, Statements
+from strongroom.storage.postgresql_sql import CONFLICT_SQLSTATE, SCHEMA_VERSION, Statements, commit_literals
 
 __all__ = ["PostgresConfig", "PostgresStore", "PostgresTransaction", "open_url"]
 
 _BEGIN = "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY"
-# How often a commit is re-run after a serialization failure or deadlock before giving up with
-# TransactionConflict; each run re-validates, so a real change of a read is reported at once anyway.
-_COMMIT_ATTEMPTS = 12
+# Runs of a commit: the first _OPTIMISTIC_ATTEMPTS concurrently with other commits, the rest (after
+# serialization failures, which SSI also reports for mere neighbours on an index page) exclusively. Each
+# run re-validates, so a real change of a read is reported at once whichever run finds it.
+_OPTIMISTIC_ATTEMPTS = 2
+_COMMIT_ATTEMPTS = 5
+# Schema set-up runs DDL, which may wait for other sessions' locks: give it more than one statement's time.
+_SETUP_TIMEOUT = 60.0
 
 _Row = tuple[bytes, int]
 """A row as a range read saw it: key and xmin."""
@@ -250,6 +254,8 @@ class PostgresStore:
                     # and a sequential scan (chosen on small tables) would make SSI lock the whole table,
                     # so that every concurrent write would look like a conflict.
                     "enable_seqscan": "off",
+                    # The exclusive commit re-run writes bytea hex literals with a backslash (commit_literals).
+                    "standard_conforming_strings": "on",
                 },
             )
         except DRIVER_ERRORS as exc:
@@ -283,26 +289,27 @@ class PostgresStore:
             StorageError: the schema version is newer (or older) than this code's.
         """
         sql = self._sql
+        timeout = max(self._timeout, _SETUP_TIMEOUT)
         # READ COMMITTED: after waiting for the set-up lock, each statement sees what a concurrent set-up
         # committed.
-        await conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED", timeout=self._timeout)
-        await conn.execute(sql.setup_lock, sql.schema, timeout=self._timeout)
+        await conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED", timeout=timeout)
+        await conn.execute(sql.setup_lock, sql.schema, timeout=timeout)
         # Checked first: CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege even when it exists.
-        if await conn.fetchval(sql.schema_exists, sql.schema, timeout=self._timeout) is None:
-            await conn.execute(sql.create_schema, timeout=self._timeout)
-        await conn.execute(sql.create_version, timeout=self._timeout)
-        version = await conn.fetchval(sql.read_version, timeout=self._timeout)
+        if await conn.fetchval(sql.schema_exists, sql.schema, timeout=timeout) is None:
+            await conn.execute(sql.create_schema, timeout=timeout)
+        await conn.execute(sql.create_version, timeout=timeout)
+        version = await conn.fetchval(sql.read_version, timeout=timeout)
         if version is None:
             for statement in sql.create_objects:
-                await conn.execute(statement, timeout=self._timeout)
+                await conn.execute(statement, timeout=timeout)
         elif version != SCHEMA_VERSION:
-            await conn.execute("ROLLBACK", timeout=self._timeout)
+            await conn.execute("ROLLBACK", timeout=timeout)
             raise StorageError(
                 f"PostgreSQL schema {sql.schema!r} has layout version {version}; this strongroom "
                 f"reads version {SCHEMA_VERSION}"
                 + (": upgrade strongroom" if version > SCHEMA_VERSION else "")
             )
-        await conn.execute("COMMIT", timeout=self._timeout)
+        await conn.execute("COMMIT", timeout=timeout)
 
     async def _begin_read(self) -> Conn:
         """A pooled connection inside ``BEGIN ... SERIALIZABLE READ ONLY`` (no snapshot taken yet).
@@ -331,41 +338,60 @@ class PostgresStore:
         raise StorageUnavailable("PostgreSQL connections keep closing")
 
     async def _commit(self, args: tuple[list[Any], ...]) -> None:
-        """Run ``sr_commit`` (validate and apply), re-running it after serialization failures.
+        """Run ``sr_commit`` (validate and apply); after a serialization failure, run it alone.
 
         Raises:
-            TransactionConflict: a read changed since the snapshot, or serialization failures persisted.
+            TransactionConflict: a read changed since the snapshot (or, in theory only, the exclusive
+                re-run kept failing).
             StorageUnavailable: the server failed or the connection was lost (the outcome is then unknown).
         """
         await self._ensure_ready()
-        delay = 0.0005
-        for _ in range(_COMMIT_ATTEMPTS):
-            conn = await self._pool.acquire()
-            try:
-                await conn.fetchval(self._sql.commit, *args, timeout=self._timeout)
-            except DRIVER_ERRORS as exc:
-                code = getattr(exc, "sqlstate", None)
-                if conn.is_closed() or code is None:
-                    # Lost in flight, or timed out (asyncpg then cancels the statement): the commit may
-                    # or may not have happened, so it must not be re-run.
-                    self._pool.discard(conn)
-                    raise StorageUnavailable("PostgreSQL commit failed; its outcome is unknown") from exc
-                self._pool.release(conn)
-                if code == CONFLICT_SQLSTATE:
-                    raise TransactionConflict() from None
-                if code not in SERIALIZATION_SQLSTATES:
-                    raise translate(exc, "commit") from exc
-            except BaseException:
-                # Cancelled while waiting: the outcome is unknown and the connection's state too.
-                self._pool.discard(conn)
-                raise
+        sql = self._sql
+        for attempt in range(_COMMIT_ATTEMPTS):
+            if attempt < _OPTIMISTIC_ATTEMPTS:
+                done = await self._run_commit(sql.commit, args)
             else:
-                self._pool.release(conn)
+                # Exclusive: waits for the commits holding the lock to finish and keeps new ones out,
+                # and its snapshot is taken after that, so no concurrent writer remains for SSI to fail
+                # it against; it either commits or finds a real conflict.
+                done = await self._run_commit(sql.commit_exclusive % commit_literals(args), ())
+            if done:
                 return
-            # A serialization failure or deadlock: nothing was written; validate and apply again.
-            await asyncio.sleep(random.uniform(0, delay))
-            delay = min(delay * 2, 0.02)
+            await asyncio.sleep(random.uniform(0, 0.001 * (attempt + 1)))
         raise TransactionConflict("storage transaction conflict (serialization failures persisted)")
+
+    async def _run_commit(self, statement: str, args: tuple[list[Any], ...]) -> bool:
+        """One run of a commit statement: ``True`` if it committed, ``False`` on a serialization failure.
+
+        Raises:
+            TransactionConflict: the validation found a changed read.
+            StorageUnavailable: as :meth:`_commit`.
+        """
+        conn = await self._pool.acquire()
+        try:
+            if args:
+                await conn.fetchval(statement, *args, timeout=self._timeout)
+            else:
+                await conn.execute(statement, timeout=self._timeout)
+        except DRIVER_ERRORS as exc:
+            code = getattr(exc, "sqlstate", None)
+            if conn.is_closed() or code is None:
+                # Lost in flight, or timed out (asyncpg then cancels the statement): the commit may or
+                # may not have happened, so it must not be run again.
+                self._pool.discard(conn)
+                raise StorageUnavailable("PostgreSQL commit failed; its outcome is unknown") from exc
+            self._pool.release(conn)
+            if code == CONFLICT_SQLSTATE:
+                raise TransactionConflict() from None
+            if code in SERIALIZATION_SQLSTATES:
+                return False  # nothing was written
+            raise translate(exc, "commit") from exc
+        except BaseException:
+            # Cancelled while waiting: the outcome is unknown and so is the connection's state.
+            self._pool.discard(conn)
+            raise
+        self._pool.release(conn)
+        return True
 
 
 def open_url(url: SplitResult, options: dict[str, str]) -> PostgresStore:

@@ -13,6 +13,8 @@ Objects (schema version 1):
   the code's :data:`SCHEMA_VERSION`.
 * ``sr_commit(...)``: validates a transaction's read set and applies its writes in one statement (see
   :data:`COMMIT_FUNCTION`).
+* ``commit_lock``: an empty table used only as a lock. Every commit holds it in ``ROW SHARE`` mode; a
+  commit re-run after a serialization failure first takes it in ``EXCLUSIVE`` mode and then runs alone.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Statements",
     "check_schema_name",
+    "commit_literals",
 ]
 
 SCHEMA_VERSION = 1
@@ -45,6 +48,9 @@ CREATE FUNCTION {s}.sr_commit(
     wk bytea[], wv bytea[]              -- set keys and their values
 ) RETURNS void LANGUAGE plpgsql AS $f$
 BEGIN
+    -- Shared with every other commit; excluded only by a commit that takes the lock exclusively after
+    -- a serialization failure, so that it runs alone (see PostgresStore._commit).
+    LOCK TABLE {s}.commit_lock IN ROW SHARE MODE;
     -- A read is still valid if the row version it saw (xmin, the id of the transaction that wrote it) is
     -- still the current one, or the key is still absent. Any commit that wrote the key since changed it.
     IF cardinality(rk) > 0 AND EXISTS (
@@ -113,6 +119,10 @@ class Statements:
             f"SELECT {s}.sr_commit($1::bytea[], $2::xid[], $3::bytea[], $4::bytea[], $5::bigint[], "
             "$6::bytea[], $7::xid[], $8::bytea[], $9::bytea[], $10::bytea[], $11::bytea[], $12::bytea[])"
         )
+        # One simple-protocol query, hence one implicit transaction at the connections' default
+        # (SERIALIZABLE) isolation. LOCK TABLE takes no snapshot, so the transaction's snapshot is taken
+        # by the SELECT after the lock is granted and includes every commit that held it before.
+        self.commit_exclusive = f"LOCK TABLE {s}.commit_lock IN EXCLUSIVE MODE; SELECT {s}.sr_commit(%s)"
         self.schema_exists = "SELECT 1 FROM pg_namespace WHERE nspname = $1"
         self.create_schema = f"CREATE SCHEMA {s}"
         # Serializes concurrent set-ups of the same schema (several workers starting at once).
@@ -126,6 +136,47 @@ class Statements:
             # Values are ciphertexts: compressing them is wasted work, so large ones go out of line
             # uncompressed.
             f"ALTER TABLE {s}.kv ALTER COLUMN value SET STORAGE EXTERNAL",
+            f"CREATE TABLE {s}.commit_lock ()",
             COMMIT_FUNCTION.format(s=s, conflict=CONFLICT_SQLSTATE),
             f"INSERT INTO {s}.schema_version (version) VALUES ({SCHEMA_VERSION})",  # noqa: S608
         ]
+
+
+_TYPES = (
+    "bytea",
+    "xid",
+    "bytea",
+    "bytea",
+    "bigint",
+    "bytea",
+    "xid",
+    "bytea",
+    "bytea",
+    "bytea",
+    "bytea",
+    "bytea",
+)
+"""The element types of ``sr_commit``'s twelve array arguments, in order."""
+
+
+def _literal(value: bytes | int | None, kind: str) -> str:
+    if value is None:
+        return f"NULL::{kind}"
+    if isinstance(value, bytes):
+        # Hex bytea input; standard_conforming_strings is on for every connection, so the backslash is
+        # literal. Hex digits cannot end the quoted string.
+        return f"'\\x{value.hex()}'::bytea"
+    return f"'{int(value)}'::{kind}"
+
+
+def commit_literals(args: tuple[list[bytes | int | None], ...]) -> str:
+    """``sr_commit``'s arguments as SQL literals, for the one query that cannot bind parameters.
+
+    Used only by the exclusive re-run of a commit (a multi-statement simple query); bytes become hex
+    literals and integers are formatted by ``int``, so no input can change the statement's structure.
+    """
+    parts = []
+    for values, kind in zip(args, _TYPES, strict=True):
+        items = ",".join(_literal(v, kind) for v in values)
+        parts.append(f"ARRAY[{items}]::{kind}[]" if values else f"'{{}}'::{kind}[]")
+    return ", ".join(parts)

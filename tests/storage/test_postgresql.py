@@ -1,0 +1,421 @@
+"""PostgreSQL-specific behaviour: URL options and credentials, schema versioning, several stores on one
+schema, pool bounds, timeouts, a server that is down, and reconnection after ``pg_terminate_backend``.
+
+Every test that touches the server uses its own random schema and drops it (``factory_postgresql``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from strongroom.errors import InvalidRequest, StorageError, StorageUnavailable, TransactionConflict
+from strongroom.storage.base import Transaction, transactional
+from strongroom.storage.postgresql import PostgresStore
+from strongroom.storage.postgresql_config import PASSWORD_ENV, parse_url
+from strongroom.storage.url import open_store
+from tests.conformance.factory_postgresql import admin, config, drop_schema, new_schema, require_server
+
+# -- URL and options (no server needed) -------------------------------------------------------------------
+
+
+def test_url_options_and_defaults() -> None:
+    cfg = parse_url(urlsplit("postgresql://alice@db.example:6432/vault"), {}, environ={})
+    assert cfg.dsn == "postgresql://alice@db.example:6432/vault"
+    assert (cfg.schema, cfg.pool_size, cfg.connect_timeout, cfg.command_timeout) == (
+        "strongroom",
+        10,
+        5.0,
+        10.0,
+    )
+    assert cfg.password is None
+    options = {
+        "schema": "tenant_a",
+        "pool_size": "3",
+        "connect_timeout": "1.5",
+        "command_timeout": "2",
+        "sslmode": "verify-full",
+        "sslrootcert": "/etc/ssl/pg-ca.pem",
+        "application_name": "sr1",
+    }
+    cfg = parse_url(urlsplit("postgres://alice@db.example/vault"), options, environ={PASSWORD_ENV: "s3cret"})
+    assert cfg.schema == "tenant_a"
+    assert (cfg.pool_size, cfg.connect_timeout, cfg.command_timeout) == (3, 1.5, 2.0)
+    assert cfg.application_name == "sr1"
+    # TLS settings travel in the DSN (asyncpg reads them there, as libpq does); the password never does.
+    assert (
+        cfg.dsn
+        == "postgresql://alice@db.example/vault?sslmode=verify-full&sslrootcert=%2Fetc%2Fssl%2Fpg-ca.pem"
+    )
+    assert cfg.password == "s3cret"
+    assert "s3cret" not in repr(cfg)
+    assert "s3cret" not in cfg.dsn
+
+
+@pytest.mark.parametrize(
+    ("url", "options", "message"),
+    [
+        ("postgresql://alice:pw@db/vault", {}, "must not contain passwords"),
+        ("postgresql://db:notaport/vault", {}, "malformed"),
+        ("postgresql://db/vault", {"password": "x"}, "unknown postgresql option"),
+        ("postgresql://db/vault", {"schema": "Bad-Name"}, "schema"),
+        ("postgresql://db/vault", {"schema": "x" * 64}, "schema"),
+        ("postgresql://db/vault", {"pool_size": "0"}, "pool_size"),
+        ("postgresql://db/vault", {"pool_size": "2.5"}, "pool_size"),
+        ("postgresql://db/vault", {"connect_timeout": "soon"}, "connect_timeout"),
+        ("postgresql://db/vault", {"command_timeout": "-1"}, "timeouts"),
+        ("postgresql://db/vault", {"sslmode": "maybe"}, "sslmode"),
+        ("postgresql://db/vault", {"passfile": "/nonexistent/pgpass"}, "passfile"),
+    ],
+)
+def test_refused(url: str, options: dict[str, str], message: str) -> None:
+    with pytest.raises(InvalidRequest, match=message):
+        parse_url(urlsplit(url), options, environ={})
+
+
+def test_passfile_must_be_private(tmp_path: Path) -> None:
+    passfile = tmp_path / "pgpass"
+    passfile.write_text("*:*:*:strongroom:s3cret\n")
+    passfile.chmod(0o644)
+    with pytest.raises(InvalidRequest, match="chmod 600"):
+        parse_url(urlsplit("postgresql://db/vault"), {"passfile": str(passfile)}, environ={})
+    passfile.chmod(0o600)
+    cfg = parse_url(urlsplit("postgresql://db/vault"), {"passfile": str(passfile)}, environ={})
+    assert cfg.passfile == str(passfile)
+    assert cfg.password is None
+
+
+async def test_open_store_connects_lazily() -> None:
+    # Opening never connects (the server's address here is unroutable on purpose: nothing is sent).
+    for scheme in ("postgresql", "postgres"):
+        store = open_store(f"{scheme}://nobody@192.0.2.1:5432/none?connect_timeout=0.2")
+        assert isinstance(store, PostgresStore)
+        assert store.kind == "postgresql"
+        await store.close()
+
+
+# -- against the server -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def schema() -> AsyncIterator[str]:
+    require_server()
+    name = new_schema()
+    yield name
+    await drop_schema(name)
+
+
+def make(schema: str, **options: str) -> PostgresStore:
+    return PostgresStore(config(schema, application_name=schema, **options))
+
+
+async def put(store: PostgresStore, items: dict[bytes, bytes]) -> None:
+    async with store.transaction() as tx:
+        for k, v in items.items():
+            tx.set(k, v)
+
+
+async def test_schema_is_created_and_versioned(schema: str) -> None:
+    store = make(schema)
+    await put(store, {b"\x00k": b"\x00\xffopaque"})
+    await store.close()
+    conn = await admin()
+    try:
+        assert await conn.fetchval(f'SELECT version FROM "{schema}".schema_version') == 1
+        columns = await conn.fetch(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = $1 AND table_name = 'kv' ORDER BY ordinal_position",
+            schema,
+        )
+        assert [tuple(c) for c in columns] == [("key", "bytea"), ("value", "bytea")]
+        # Exactly the bytes given: the store adds nothing readable.
+        assert [tuple(r) for r in await conn.fetch(f'SELECT key, value FROM "{schema}".kv')] == [
+            (b"\x00k", b"\x00\xffopaque")
+        ]
+        # A newer strongroom wrote this schema: refuse it rather than misread it.
+        await conn.execute(f'UPDATE "{schema}".schema_version SET version = 2')
+    finally:
+        await conn.close()
+    newer = make(schema)
+    try:
+        with pytest.raises(StorageError, match=r"layout version 2.*upgrade strongroom"):
+            async with newer.transaction() as tx:
+                await tx.get(b"\x00k")
+        with pytest.raises(StorageError, match="layout version 2"):
+            async with newer.transaction() as tx:
+                tx.set(b"k", b"v")
+    finally:
+        await newer.close()
+
+
+async def test_two_stores_on_one_schema_detect_conflicts(schema: str) -> None:
+    # Two stores share nothing but the schema, as two nodes of a cluster do.
+    a, b = make(schema), make(schema)
+    try:
+        await put(a, {b"k": b"0", b"dir/1": b"1"})
+
+        async def lost_update() -> None:
+            async with a.transaction() as t1:
+                assert await t1.get(b"k") == b"0"
+                async with b.transaction() as t2:
+                    assert await t2.get(b"k") == b"0"
+                    t2.set(b"k", b"b")
+                t1.set(b"k", b"a")
+
+        with pytest.raises(TransactionConflict):
+            await lost_update()
+
+        async def phantom() -> None:
+            async with b.transaction() as t1:
+                assert len(await t1.range(b"dir/", b"dir0")) == 1
+                async with a.transaction() as t2:
+                    t2.set(b"dir/2", b"2")
+                t1.set(b"count", b"1")
+
+        with pytest.raises(TransactionConflict):
+            await phantom()
+        async with b.transaction() as tx:
+            assert await tx.range(b"", b"\xff") == [(b"dir/1", b"1"), (b"dir/2", b"2"), (b"k", b"b")]
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_pool_wait_is_bounded(schema: str) -> None:
+    store = make(schema, pool_size="2", connect_timeout="0.3")
+    try:
+        await put(store, {b"k": b"v"})
+        async with store.transaction() as t1, store.transaction() as t2:
+            await t1.get(b"k")
+            await t2.get(b"k")  # both connections now held by open transactions
+
+            async def third() -> None:
+                async with store.transaction() as t3:
+                    await t3.get(b"k")
+
+            with pytest.raises(StorageUnavailable, match="no PostgreSQL connection became free"):
+                await asyncio.wait_for(third(), 30)
+        async with store.transaction() as t4:  # the held connections came back
+            assert await t4.get(b"k") == b"v"
+    finally:
+        await store.close()
+
+
+async def test_statement_timeout_is_unavailable_then_recovers(schema: str) -> None:
+    store = make(schema, command_timeout="0.3")
+    try:
+        await put(store, {b"k": b"v"})
+        conn = await admin()
+        try:
+            # Another session locks the table: a read would wait forever without command_timeout.
+            await conn.execute("BEGIN")
+            await conn.execute(f'LOCK TABLE "{schema}".kv IN ACCESS EXCLUSIVE MODE')
+
+            async def read() -> None:
+                async with store.transaction() as tx:
+                    await tx.get(b"k")
+
+            with pytest.raises(StorageUnavailable):
+                await asyncio.wait_for(read(), 30)
+            with pytest.raises(StorageUnavailable, match="outcome is unknown"):
+                await asyncio.wait_for(put(store, {b"k": b"w"}), 30)
+            await conn.execute("ROLLBACK")
+        finally:
+            await conn.close()
+        async with store.transaction() as tx:
+            assert await tx.get(b"k") in (b"v", b"w")  # the timed-out commit was cancelled or not
+    finally:
+        await store.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+async def test_server_down_is_unavailable() -> None:
+    async def attempt(store: PostgresStore) -> None:
+        try:
+            async with store.transaction() as tx:
+                await tx.get(b"k")
+        finally:
+            await store.close()
+
+    # Nothing listens: refused at once.
+    refused = open_store(f"postgresql://postgres@127.0.0.1:{_free_port()}/test?connect_timeout=1")
+    assert isinstance(refused, PostgresStore)
+    with pytest.raises(StorageUnavailable, match="connect"):
+        await asyncio.wait_for(attempt(refused), 30)
+
+    # Something accepts but never answers (a hung server or a black-holing network): connect_timeout.
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        hung = open_store(f"postgresql://postgres@127.0.0.1:{port}/test?connect_timeout=0.3&sslmode=disable")
+        assert isinstance(hung, PostgresStore)
+        with pytest.raises(StorageUnavailable, match="TimeoutError"):
+            await asyncio.wait_for(attempt(hung), 30)
+        assert accepted  # it did reach the silent server
+    finally:
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_reconnects_after_pg_terminate_backend_under_load(schema: str) -> None:
+    store = make(schema, pool_size="4")
+    workers, per_worker = 6, 60
+    acknowledged = [0] * workers
+    unavailable = [0] * workers
+    progress = asyncio.Event()
+
+    def bump(worker: int) -> Callable[[Transaction], Awaitable[None]]:
+        async def run(tx: Transaction) -> None:
+            key = b"counter/%d" % worker
+            tx.set(key, b"%d" % (int(await tx.get(key) or b"0") + 1))
+            await tx.range(b"counter/", b"counter0", limit=2)
+
+        return run
+
+    async def load(worker: int) -> None:
+        for i in range(per_worker):
+            try:
+                await transactional(store, bump(worker))
+            except StorageUnavailable:
+                unavailable[worker] += 1  # in flight when its connection was killed: allowed
+            else:
+                acknowledged[worker] += 1
+            if i == 10:
+                progress.set()
+
+    async def terminate_all() -> int:
+        conn = await admin()
+        try:
+            rows: list[Any] = await conn.fetch(
+                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE application_name = $1",
+                schema,
+            )
+        finally:
+            await conn.close()
+        return sum(1 for r in rows if r[0])
+
+    async def killer() -> int:
+        await progress.wait()
+        killed = 0
+        for _ in range(3):
+            killed += await terminate_all()
+            await asyncio.sleep(0.05)
+        return killed
+
+    try:
+        *_, killed = await asyncio.wait_for(asyncio.gather(*(load(w) for w in range(workers)), killer()), 120)
+        assert killed > 0
+        # After the storm every transaction succeeds again.
+        for _ in range(20):
+            await transactional(store, bump(0))
+            acknowledged[0] += 1
+        # Another terminate while idle: the dead idle connections are replaced, nothing fails.
+        assert await terminate_all() > 0
+        for _ in range(10):
+            await transactional(store, bump(1))
+            acknowledged[1] += 1
+        async with store.transaction() as tx:
+            counters = dict(await tx.range(b"counter/", b"counter0"))
+        for w in range(workers):
+            value = int(counters.get(b"counter/%d" % w, b"0"))
+            # Every acknowledged commit is there; an unavailable one may or may not have happened.
+            assert acknowledged[w] <= value <= acknowledged[w] + unavailable[w], (w, value)
+    finally:
+        await store.close()
+
+
+async def test_concurrent_inserts_into_one_index_page_do_not_conflict(schema: str) -> None:
+    # Each transaction reads a key as absent and writes it; all keys share one B-tree page, so SSI's page
+    # locks make the commits look dependent. Those false failures are retried inside the store and never
+    # reach the caller: only a real change of a read is a TransactionConflict.
+    store = make(schema, pool_size="8")
+    try:
+
+        async def task(i: int) -> None:
+            for j in range(4):
+                async with store.transaction() as tx:
+                    key = b"n/%03d/%d" % (i, j)
+                    assert await tx.get(key) is None
+                    assert await tx.range(b"n/%03d/" % i, b"n/%03d0" % i) == [
+                        (b"n/%03d/%d" % (i, n), b"x") for n in range(j)
+                    ]
+                    tx.set(key, b"x")
+                    await asyncio.sleep(0)
+
+        await asyncio.gather(*(task(i) for i in range(40)))
+        async with store.transaction() as tx:
+            assert len(await tx.range(b"n/", b"n0")) == 160
+    finally:
+        await store.close()
+
+
+async def test_password_comes_from_the_environment(schema: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The test server trusts local connections, so this only shows that the variable is read and the
+    # store still works with it set; the URL never carries it.
+    monkeypatch.setenv(PASSWORD_ENV, "not-in-the-url")
+    store = open_store(f"{os.environ.get('STRONGROOM_TEST_PG_URL', config(schema).dsn)}?schema={schema}")
+    assert isinstance(store, PostgresStore)
+    assert store.config.password == "not-in-the-url"
+    try:
+        await put(store, {b"k": b"v"})
+    finally:
+        await store.close()
+
+
+async def test_exclusive_commit_run(schema: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every commit takes the path otherwise used only after serialization failures: arguments as SQL
+    # literals in one multi-statement query. Same results, same conflict detection.
+    import strongroom.storage.postgresql as module
+
+    monkeypatch.setattr(module, "_OPTIMISTIC_ATTEMPTS", 0)
+    store = make(schema)
+    tricky = bytes(range(256)) + b"'\\\"$$;--"
+    try:
+        await put(store, {b"a": b"1", b"b": tricky, b"c": b"", b"d/1": b"x", b"d/2": b"y"})
+        async with store.transaction() as tx:
+            assert await tx.get(b"b") == tricky
+            assert await tx.get(b"absent") is None
+            assert await tx.range(b"d/", b"d0", limit=1, reverse=True) == [(b"d/2", b"y")]
+            tx.clear_range(b"d/", b"d0")
+            tx.clear(b"a")
+            tx.set(b"d/3", tricky[::-1])
+            tx.set(tricky, b"key with every byte")
+        async with store.transaction() as tx:
+            assert dict(await tx.range(b"", b"\xff\xff")) == {
+                b"b": tricky,
+                b"c": b"",
+                b"d/3": tricky[::-1],
+                tricky: b"key with every byte",
+            }
+
+        async def phantom() -> None:
+            async with store.transaction() as t1:
+                assert await t1.get(b"absent") is None
+                async with store.transaction() as t2:
+                    t2.set(b"absent", b"now present")
+                t1.set(b"e", b"1")
+
+        with pytest.raises(TransactionConflict):
+            await phantom()
+    finally:
+        await store.close()
