@@ -352,6 +352,7 @@ async def test_history_and_tombstones_are_pruned() -> None:
             assert set(await client.zrange(p + "idx", 0, -1)) == live  # no tombstones left
             assert await client.hkeys(p + "lw") == [b"z"]
             assert await client.zrange(p + "gc", 0, -1) == [b"z"]
+            assert await client.hlen(p + "hv") == 0  # no old values kept (z had none)
         finally:
             await client.aclose()
         async with store.transaction() as tx:

@@ -6,8 +6,10 @@ store's key prefix ``P``; the data structures under it are described in :mod:`st
 * ``P..'idx'``  sorted set, every score 0: the keys, ordered byte-wise by ``ZRANGEBYLEX`` (live keys plus
   tombstones of deleted keys that still have history);
 * ``P..'val'``  hash key -> current value (live keys only);
-* ``P..'h:'..key``  sorted set, score = commit version, member ``'<version>:1<previous value>'`` or
-  ``'<version>:0'`` (the key was absent before that commit): the key's recent history;
+* ``P..'h:'..key``  sorted set, score and member = the version of each recent commit that changed the key
+  (small members keep these sets in Redis's compact listpack encoding);
+* ``P..'hv'``  hash ``key..':'..version`` -> the value the key had before that commit; no field if it
+  was absent then (the field name is only ever built from a known key and version, never parsed);
 * ``P..'lw'``  hash key -> version of the key's latest write; present exactly while ``h:key`` is not empty;
 * ``P..'gc'``  sorted set key -> version of the oldest entry of ``h:key`` (pruning queue);
 * ``P..'meta'``  hash: ``seq`` (latest commit version), ``hz`` (history horizon: entries with a version
@@ -16,7 +18,7 @@ store's key prefix ``P``; the data structures under it are described in :mod:`st
 * ``P..'tok'``  sorted set commit token -> commit time: makes a retried commit idempotent.
 
 The value of ``key`` at snapshot ``S`` is its current value unless ``lw[key] > S``; then it is the
-previous value recorded by the first entry of ``h:key`` with a version above ``S``. Pruning removes only
+previous value recorded for the first version in ``h:key`` above ``S``. Pruning removes only
 entries ``<= hz``, and snapshots below ``hz`` are refused, so that entry always exists.
 
 Scripts run under a ``#!lua`` shebang (Redis >= 7.0): the commit script is refused before it starts when
@@ -45,7 +47,7 @@ class Script:
 # chunks. Versions are integers below 2^53 held in Lua numbers; concatenating one prints its digits.
 _PRELUDE = r"""
 local P = ARGV[1]
-local IDX, VAL, LW, META = P .. 'idx', P .. 'val', P .. 'lw', P .. 'meta'
+local IDX, VAL, LW, META, HV = P .. 'idx', P .. 'val', P .. 'lw', P .. 'meta', P .. 'hv'
 
 local function hmget(h, list, i, j)
   local out, n = {}, 0
@@ -70,9 +72,8 @@ local function at_snapshot(keys, vals, S, seq)
   for x = 1, #keys do
     local w = lw[x]
     if w and tonumber(w) > S then
-      local m = redis.call('ZRANGEBYSCORE', P .. 'h:' .. keys[x], '(' .. S, '+inf', 'LIMIT', 0, 1)[1]
-      local c = string.find(m, ':', 1, true)
-      if string.sub(m, c + 1, c + 1) == '1' then vals[x] = string.sub(m, c + 2) else vals[x] = false end
+      local v = redis.call('ZRANGEBYSCORE', P .. 'h:' .. keys[x], '(' .. S, '+inf', 'LIMIT', 0, 1)[1]
+      vals[x] = redis.call('HGET', HV, keys[x] .. ':' .. v)
     end
   end
 end
@@ -198,9 +199,8 @@ local seen = {}
 local function record(k, old)
   if seen[k] then return end
   seen[k] = true
-  local m
-  if old then m = V .. ':1' .. old else m = V .. ':0' end
-  redis.call('ZADD', P .. 'h:' .. k, V, m)
+  redis.call('ZADD', P .. 'h:' .. k, V, V)
+  if old then redis.call('HSET', HV, k .. ':' .. V, old) end
   if redis.call('HSET', LW, k, V) == 1 then redis.call('ZADD', GC, V, k) end
 end
 
@@ -258,6 +258,9 @@ if hz > 0 then
   for x = 1, #ks do
     local k = ks[x]
     local hk = P .. 'h:' .. k
+    local dead = redis.call('ZRANGEBYSCORE', hk, '-inf', hz)
+    for y = 1, #dead do dead[y] = k .. ':' .. dead[y] end
+    for y = 1, #dead, 1000 do redis.call('HDEL', HV, unpack(dead, y, math.min(y + 999, #dead))) end
     redis.call('ZREMRANGEBYSCORE', hk, '-inf', hz)
     local first = redis.call('ZRANGE', hk, 0, 0, 'WITHSCORES')
     if first[1] then
