@@ -124,6 +124,7 @@ class _Connection(asyncio.Protocol):
     def close(self) -> None:
         """Close the connection (idempotent)."""
         self.closed = True
+        self.reusable = False
         if self.transport is not None:
             self.transport.close()
 
@@ -192,32 +193,26 @@ class _Connection(asyncio.Protocol):
                 return
 
     def _head(self, head: bytes) -> None:
-        lines = head.split(b"\r\n")
-        version, status = lines[0].split(b" ", 2)[:2]
+        line_end = head.find(b"\r\n")
+        version, status = head[: line_end if line_end >= 0 else None].split(b" ", 2)[:2]
         if not version.startswith(b"HTTP/1."):
             raise ValueError("not an HTTP/1.x response")
         self._status = int(status)
-        length = -1
-        chunked = False
-        keep_alive = version == b"HTTP/1.1"
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"transfer-encoding":
-                chunked = b"chunked" in value.lower()
-            elif name == b"connection":
-                keep_alive = b"close" not in value.lower()
         if 100 <= self._status < 200:
             return  # an interim answer: the real one follows
-        self.reusable = keep_alive
+        # Three searches instead of splitting every header line: the answers carry about ten headers.
+        lower = head.lower()
+        length = _header(lower, b"\r\ncontent-length:")
+        connection = _header(lower, b"\r\nconnection:")
+        chunked = b"chunked" in (_header(lower, b"\r\ntransfer-encoding:") or b"")
+        self.reusable = b"close" not in connection if connection is not None else version == b"HTTP/1.1"
         if chunked:
             self._state = _CHUNK_SIZE
-        elif length >= 0:
-            if length > _MAX_BODY:
-                raise ValueError("response too large")
-            self._state, self._need = _BODY, length
+        elif length is not None:
+            self._need = int(length)
+            if not 0 <= self._need <= _MAX_BODY:
+                raise ValueError("bad content length")
+            self._state = _BODY
         else:
             self._state, self.reusable = _UNTIL_CLOSE, False
 
@@ -225,6 +220,16 @@ class _Connection(asyncio.Protocol):
         if rest:
             self.reusable = False  # bytes after the answer: the stream cannot be trusted further
         self._finish()
+
+
+def _header(lower_head: bytes, name: bytes) -> bytes | None:
+    """The value of header ``name`` (``b"\\r\\nname:"``, lower case) in a lower-cased head, or ``None``."""
+    start = lower_head.find(name)
+    if start < 0:
+        return None
+    start += len(name)
+    end = lower_head.find(b"\r\n", start)
+    return lower_head[start : end if end >= 0 else None].strip()
 
 
 def _error(body: bytes) -> tuple[int | None, str]:
