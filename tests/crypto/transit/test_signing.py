@@ -399,6 +399,9 @@ def test_public_only_versions_verify_but_do_not_sign(kt: KeyType) -> None:
     assert signing.verify(public_only, b"m", sig)
     with refused("requested version for signing does not contain a private part"):
         signing.sign(public_only, b"m")
+    if kt is KeyType.ED25519:
+        with refused("requested version for signing does not contain a private part"):
+            signing.sign(public_only, b"m", derivation=(KDF_HKDF_SHA256, b"ctx"))
 
 
 def test_derived_ed25519_signs_with_the_context_key() -> None:

@@ -143,6 +143,8 @@ def _ed25519_key(material: KeyMaterial, derivation: tuple[int, bytes] | None) ->
             raise InvalidRequest("requested version for signing does not contain a private part")
         return private
     kdf, context = derivation
+    if not material.reveal_key():
+        raise InvalidRequest("requested version for signing does not contain a private part")
     if not context:
         raise InvalidRequest(f"error deriving key: {MISSING_CONTEXT}")
     cache_key = ("ed25519-derived", kdf, context)

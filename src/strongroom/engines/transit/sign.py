@@ -44,7 +44,6 @@ from strongroom.engines.transit.store import TransitKeys
 from strongroom.errors import InvalidRequest, StrongroomError
 
 _NONE_RULE = "hash_algorithm=none requires both prehashed=true and signature_algorithm=pkcs1v15"
-_NO_PRIVATE = "requested version for signing does not contain a private part"
 _B64URL = re.compile(r"[A-Za-z0-9_-]*\Z")
 
 
@@ -162,8 +161,7 @@ def _derivation(policy: KeyPolicy, context: bytes) -> tuple[int, bytes] | None:
 
 def _sign_one(policy: KeyPolicy, material: KeyMaterial, message: bytes, context: bytes,
               options: signing.SigningOptions) -> signing.Signature:
-    if not material.has_private:
-        raise InvalidRequest(_NO_PRIVATE)
+    # signing.sign refuses public-key-only versions with Vault's message.
     return signing.sign(material, message, options, derivation=_derivation(policy, context))
 
 
