@@ -301,10 +301,12 @@ async def _decrypt_or_rewrap(ctx: Context, f: DecryptFields, *, rewrap: bool) ->
                 raise single_error
             raise InvalidRequest(first["error"])
         return Response(data=first)
-    if not rewrap:
-        for entry in result.results:
-            entry.setdefault("plaintext", "")
     result.references(items)
+    if rewrap:
+        # Vault's rewrap answers a batch with 200 whatever its items say (no partial-failure status).
+        return Response(data={"batch_results": result.results})
+    for entry in result.results:
+        entry.setdefault("plaintext", "")
     return result.response(f.partial_failure_response_code)
 
 

@@ -46,11 +46,14 @@ async def describe(keys: TransitKeys, policy: KeyPolicy, context: bytes = b"") -
     """
     data = policy.describe()
     kt = policy.type
+    # Vault lists only the versions in its live key map: those from min_decryption_version on (older
+    # ones sit in its archive and are not shown).
+    shown = sorted((v, info) for v, info in policy.versions.items() if v >= policy.min_decryption_version)
     if kt.symmetric_aead:
-        data["keys"] = {str(v): info.created_unix for v, info in sorted(policy.versions.items())}
+        data["keys"] = {str(v): info.created_unix for v, info in shown}
     elif kt.asymmetric:
         out: dict[str, Any] = {}
-        for v, info in sorted(policy.versions.items()):
+        for v, info in shown:
             public = info.public_key
             if kt is KeyType.ED25519 and policy.derived:
                 public = ""
@@ -62,9 +65,8 @@ async def describe(keys: TransitKeys, policy: KeyPolicy, context: bytes = b"") -
                 "name": _CURVE_NAMES.get(kt, kt.value),
                 "public_key": public,
                 "creation_time": info.created,
+                "certificate_chain": info.certificate_chain,  # always present in Vault, "" when none
             }
-            if info.certificate_chain:
-                entry["certificate_chain"] = info.certificate_chain
             out[str(v)] = entry
         data["keys"] = out
     return data
