@@ -223,6 +223,16 @@ def test_inconsistent_keys_are_refused() -> None:
     three["rsa_key"]["Primes"].append(3)
     assert "not a valid" in _refused(three, KeyType.RSA_2048)
     assert "not a valid" in _refused(rsa_entry, KeyType.RSA_3072)  # wrong size for the type
+    bare = copy.deepcopy(rsa_entry)
+    bare["rsa_key"]["Precomputed"] = None  # optional: computed from D and the primes
+    ve.parse_entry(ve.GoObject(bare, "e"), KeyType.RSA_2048)
+    bare["rsa_key"]["D"] += 2  # no longer inverts E
+    assert "not a valid" in _refused(bare, KeyType.RSA_2048)
+    swapped = copy.deepcopy(rsa_entry)
+    p, q = swapped["rsa_key"]["Primes"]
+    swapped["rsa_key"]["Primes"] = [p, q + 2]
+    swapped["rsa_key"]["Precomputed"] = None
+    assert "not a valid" in _refused(swapped, KeyType.RSA_2048)
     aes = _entry("aes128")
     assert "not a valid" in _refused(aes, KeyType.AES256_GCM96)  # 16 bytes for a 32-byte type
 

@@ -1,20 +1,17 @@
 """Vault's on-the-wire forms of transit key material: backup ``KeyEntry`` JSON and ``export`` encodings.
 
 A Vault/OpenBao backup is base64 of Go's ``encoding/json`` output for ``{"policy": Policy,
-"archived_keys": {"keys": [KeyEntry...]}}`` followed by a newline. A ``KeyEntry`` carries symmetric and
-Ed25519 keys as base64 (``key``), the version's ``hmac_key``, ECDSA keys as big integers (``ec_x``,
-``ec_y``, ``ec_d``) and RSA keys as Go's ``*rsa.PrivateKey`` (``N``, ``E``, ``D``, ``Primes``,
-``Precomputed`` with ``Dp``, ``Dq``, ``Qinv``, ``CRTValues``): JSON **numbers** far wider than 64 bits.
-:func:`decode_backup` therefore parses with the standard library (arbitrary-precision integers), never a
-parser that rounds or refuses them, and bounds every number's length first.
-
-Everything a backup holds is validated before it is used: type of every field, key lengths, curve
-membership, RSA consistency (``cryptography`` checks p*q = N, d, CRT values), Ed25519 public halves. A
-malformed backup raises :class:`~strongroom.errors.InvalidRequest` naming the field, never the value.
+"archived_keys": {"keys": [KeyEntry...]}}`` plus a newline. A ``KeyEntry`` carries symmetric and Ed25519
+keys as base64 (``key``), the version's ``hmac_key``, ECDSA keys as big integers (``ec_x``, ``ec_y``,
+``ec_d``) and RSA keys as Go's ``*rsa.PrivateKey`` (``N``, ``E``, ``D``, ``Primes``, ``Precomputed``):
+JSON **numbers** far wider than 64 bits, so :func:`decode_backup` parses with the standard library
+(exact integers), bounding every number's length first. Everything is validated before use (field
+types, key lengths, curve membership, RSA consistency, Ed25519 public halves); a malformed backup raises
+:class:`~strongroom.errors.InvalidRequest` naming the field, never the value.
 
 :func:`export_key` reproduces Vault's ``export`` encodings byte for byte: base64 raw keys, RSA PKCS#1
-(``RSA PRIVATE KEY``) and EC SEC 1 (``EC PRIVATE KEY``) PEM by default, PKCS#8 / SubjectPublicKeyInfo for
-``der`` and ``pem``, with Vault's trailing-newline quirks (RSA PEM keeps it, EC and Ed25519 PEM do not).
+and EC SEC 1 PEM by default, PKCS#8 / SubjectPublicKeyInfo for ``der`` and ``pem``, with Vault's
+trailing-newline quirks (RSA PEM keeps it, EC and Ed25519 PEM do not).
 """
 
 from __future__ import annotations
@@ -23,13 +20,15 @@ import base64
 import binascii
 import datetime
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from strongroom.crypto.transit.keytypes import KeyType
 from strongroom.crypto.transit.material import KeyMaterial, curve_of
@@ -41,6 +40,7 @@ MAX_NUMBER_DIGITS = 1300
 """Longest JSON integer accepted: an RSA-4096 modulus has 1234 digits; longer ones are refused before
 Python converts them (conversion cost grows quadratically with length)."""
 _INT64 = 2**63
+_T = TypeVar("_T")
 
 _GO_TIME = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)\Z")
 _EPOCH = datetime.datetime(1970, 1, 1)
@@ -76,9 +76,7 @@ def format_time(seconds: int, nanos: int, *, go: bool) -> str:
     """UTC RFC 3339 with nanoseconds: Go's JSON form (``go``: trailing zeros trimmed) or ours (9 digits)."""
     t = _EPOCH + datetime.timedelta(seconds=seconds)
     base = f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
-    frac = f"{nanos:09d}"
-    if go:
-        frac = frac.rstrip("0")
+    frac = f"{nanos:09d}".rstrip("0") if go else f"{nanos:09d}"
     return f"{base}.{frac}Z" if frac else f"{base}Z"
 
 
@@ -112,7 +110,7 @@ class GoObject:
     def _bad(self, name: str, what: str) -> InvalidRequest:
         return InvalidRequest(f"invalid backup: {self.where}.{name} must be {what}")
 
-    def _typed(self, name: str, kind: type, what: str) -> Any:
+    def _typed(self, name: str, kind: type[_T], what: str) -> _T | None:
         value = self.doc.get(name)
         if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
             raise self._bad(name, what)
@@ -120,14 +118,14 @@ class GoObject:
 
     def integer(self, name: str) -> int:
         """A Go ``int`` (64 bits; 0 for null)."""
-        value: int = self._typed(name, int, "a 64-bit integer") or 0
+        value = self._typed(name, int, "a 64-bit integer") or 0
         if not -_INT64 <= value < _INT64:
             raise self._bad(name, "a 64-bit integer")
         return value
 
     def bigint(self, name: str) -> int | None:
         """A ``*big.Int`` (``None`` for null), non-negative in every Vault key field."""
-        value: int | None = self._typed(name, int, "a non-negative integer")
+        value = self._typed(name, int, "a non-negative integer")
         if value is not None and value < 0:
             raise self._bad(name, "a non-negative integer")
         return value
@@ -138,13 +136,11 @@ class GoObject:
 
     def string(self, name: str) -> str:
         """A Go ``string`` (empty for null)."""
-        value: str = self._typed(name, str, "a string") or ""
-        return value
+        return self._typed(name, str, "a string") or ""
 
     def array(self, name: str) -> list[Any]:
         """A Go slice (empty for null)."""
-        value: list[Any] = self._typed(name, list, "an array") or []
-        return value
+        return self._typed(name, list, "an array") or []
 
     def blob(self, name: str) -> bytes:
         """A Go ``[]byte`` (standard base64 in JSON)."""
@@ -232,7 +228,7 @@ def zero_entry() -> dict[str, Any]:
     }
 
 
-def _b64(data: bytes) -> str | None:
+def _b64(data: bytes) -> str | None:  # Go writes a nil []byte as null
     return base64.b64encode(data).decode() if data else None
 
 
@@ -288,7 +284,7 @@ def parse_entry(doc: GoObject, key_type: KeyType) -> tuple[KeyMaterial, EntryFac
     try:
         material = _material(doc, key_type, key, hmac_key)
         material.check()
-    except (ValueError, TypeError, CorruptRecord):
+    except (ValueError, TypeError, CorruptRecord, InvalidSignature):
         raise InvalidRequest(f"invalid backup: {where} is not a valid {key_type.value} key") from None
     seconds, nanos = parse_time(doc.string("time") or ZERO_TIME, f"{where}.time")
     chain = [_chain_item(c, f"{where}.certificate_chain") for c in doc.array("certificate_chain")]
@@ -357,6 +353,10 @@ def _rsa_private(doc: GoObject) -> rsa.RSAPrivateKey:
     p, q = primes
     if not all(isinstance(x, int) and not isinstance(x, bool) and x > 1 for x in primes):
         raise ValueError("rsa primes must be integers")
+    # OpenSSL's full check (prime tests) costs ~0.7 s per RSA-4096 version. Cheaper facts suffice: n = p*q,
+    # d inverts e mod lcm(p-1, q-1), cryptography's range checks, and a signature that verifies (below).
+    if p * q != n or (d * e - 1) % math.lcm(p - 1, q - 1):
+        raise ValueError("inconsistent rsa key")
     dp, dq, qinv = rsa.rsa_crt_dmp1(d, p), rsa.rsa_crt_dmq1(d, q), rsa.rsa_crt_iqmp(p, q)
     pre = doc.object("Precomputed")
     if pre is not None:
@@ -366,7 +366,11 @@ def _rsa_private(doc: GoObject) -> rsa.RSAPrivateKey:
             raise ValueError("rsa precomputed values do not match")
         if pre.array("CRTValues"):
             raise ValueError("multi-prime rsa")
-    return rsa.RSAPrivateNumbers(p, q, d, dp, dq, qinv, rsa.RSAPublicNumbers(e, n)).private_key()
+    key = rsa.RSAPrivateNumbers(p, q, d, dp, dq, qinv, rsa.RSAPublicNumbers(e, n)).private_key(
+        unsafe_skip_rsa_key_validation=True)
+    pad, probe = padding.PKCS1v15(), b"strongroom transit restore"
+    key.public_key().verify(key.sign(probe, pad, hashes.SHA256()), probe, pad, hashes.SHA256())  # raises if broken
+    return key
 
 
 # -- export -----------------------------------------------------------------------------------------
@@ -385,21 +389,16 @@ def _pem(label: str, der: bytes) -> str:
 
 
 def _pem_blocks(text: str) -> list[bytes]:
-    return [base64.b64decode("".join(block.split())) for block in
-            re.findall(r"-----BEGIN [^-]+-----(.*?)-----END [^-]+-----", text, re.S)]
+    return [base64.b64decode("".join(b.split())) for b in re.findall(r"-----BEGIN [^-]+-----(.*?)-----END", text, re.S)]
 
 
 def _encode(der: bytes, label: str, fmt: str, *, trim: bool) -> str:
-    if fmt == "der":
-        return base64.b64encode(der).decode()
-    text = _pem(label, der)
-    return text.strip() if trim else text
+    return base64.b64encode(der).decode() if fmt == "der" else _pem(label, der).strip() if trim else _pem(label, der)
 
 
 def _private_der(private: Any, traditional: bool) -> bytes:
     fmt = serialization.PrivateFormat.TraditionalOpenSSL if traditional else serialization.PrivateFormat.PKCS8
-    der: bytes = private.private_bytes(serialization.Encoding.DER, fmt, serialization.NoEncryption())
-    return der
+    return bytes(private.private_bytes(serialization.Encoding.DER, fmt, serialization.NoEncryption()))
 
 
 def export_key(material: KeyMaterial, kind: str, fmt: str, *, certificate_chain: str = "") -> str:
