@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac as std_hmac
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.engines.transit.conftest import b64, unb64
+from tests.support.server import start_openbao_dev
 from tests.support.vault import InProcessVault
 
 MSG = b64("hello world")
@@ -201,3 +203,21 @@ async def test_acl_needs_update_on_the_path(keys: InProcessVault) -> None:
     assert r.status_code == 403
     r = await keys.call("POST", "transit/verify/hm", token=token, json={"input": MSG, "hmac": "vault:v1:AA=="})
     assert r.status_code == 403
+
+
+@pytest.mark.slow
+def test_expected_messages_are_openbaos(tmp_path: Path) -> None:
+    """HMAC_ERRORS against OpenBao itself; the one wording we changed on purpose is mapped back."""
+    ours_to_theirs = {'unsupported algorithm "md5"': "unsupported algorithm '\\x00'",
+                      'unsupported algorithm ""': "unsupported algorithm '\\x00'"}
+    bao = start_openbao_dev(tmp_path)
+    try:
+        with bao.client() as client:
+            client.post("/v1/sys/mounts/transit", json={"type": "transit"}).raise_for_status()
+            client.post("/v1/transit/keys/hm", json={"type": "hmac", "key_size": 48}).raise_for_status()
+            client.post("/v1/transit/keys/hm/rotate").raise_for_status()
+            for path, body, message in HMAC_ERRORS:
+                r = client.post(f"/v1/transit/{path}", json=body)
+                assert (r.status_code, r.json()["errors"]) == (400, [ours_to_theirs.get(message, message)]), path
+    finally:
+        bao.kill()

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from strongroom.crypto.transit.derive import MISSING_CONTEXT
 from tests.engines.transit.conftest import b64, unb64
+from tests.support.server import start_openbao_dev
 from tests.support.vault import InProcessVault
 
 MSG = b64("hello world")
@@ -380,3 +384,56 @@ async def test_public_key_only_versions_verify_but_cannot_sign(transit: InProces
     sig = private.sign(b"hello world", ec.ECDSA(hashes.SHA256()))
     assert await _valid(transit, "pub", "vault:v1:" + b64(sig))
     assert not await _valid(transit, "pub", "vault:v1:" + b64(sig), input=b64("hello world!"))
+
+
+# -- the expectations above, checked against OpenBao itself -------------------------------------------------
+
+OPENBAO_500 = {
+    # OpenBao answers these caller mistakes with a 500 (same message, wrapped); strongroom with a 400.
+    "requested version for signing is negative",
+    "requested version for signing is higher than the latest key version",
+    f"error deriving key: {MISSING_CONTEXT}",
+    "ecdsa: hash cannot be empty",
+    "crypto/rsa: input must be hashed with given hash",
+    "crypto/rsa: input must be hashed message",
+    "crypto/rsa: message too long for RSA key size",
+    "unsupported rsa signature algorithm foo",
+    "requested salt length 223 is invalid",
+}
+OURS_ONLY = {
+    # Batch items that are not strings: OpenBao's message comes from its decoding library (and is a 500).
+    "failed to parse batch input: '[0][input]' expected type 'string', got unconvertible type 'bool'",
+    "failed to parse batch input: batch_input must be a list of objects",
+}
+
+
+def openbao_error(r: httpx.Response) -> tuple[int, str]:
+    """Status and message of an OpenBao error, unwrapped from Go's multierror text for 500s."""
+    message: str = r.json()["errors"][0]
+    wrapped = re.fullmatch(r"1 error occurred:\n\t\* (.*)\n\n", message, re.S)
+    return r.status_code, wrapped.group(1) if wrapped else message
+
+
+def check_against_openbao(client: httpx.Client, cases: list[tuple[str, dict[str, Any], str]]) -> None:
+    for path, body, message in cases:
+        if message in OURS_ONLY:
+            continue
+        status, theirs = openbao_error(client.post(f"/v1/transit/{path}", json=body))
+        assert theirs == message, (path, body)
+        assert status == (500 if message in OPENBAO_500 else 400), (path, body, status)
+
+
+@pytest.mark.slow
+def test_expected_messages_are_openbaos(tmp_path: Path) -> None:
+    bao = start_openbao_dev(tmp_path)
+    try:
+        with bao.client() as client:
+            client.post("/v1/sys/mounts/transit", json={"type": "transit"}).raise_for_status()
+            for name, spec in (("ec", {"type": "ecdsa-p256"}), ("rsa", {"type": "rsa-2048"}), ("ed", {"type": "ed25519"}),
+                               ("ed-derived", {"type": "ed25519", "derived": True}), ("aes", {"type": "aes256-gcm96"}),
+                               ("hm", {"type": "hmac", "key_size": 32})):
+                client.post(f"/v1/transit/keys/{name}", json=spec).raise_for_status()
+            check_against_openbao(client, [(p, {"input": MSG, **b}, m) for p, b, m in SIGN_ERRORS])
+            check_against_openbao(client, [("verify/ec", {"input": MSG, **b}, m) for b, m in VERIFY_ERRORS])
+    finally:
+        bao.kill()
