@@ -229,6 +229,9 @@ def test_asymmetric_private_and_public_imports(kt: KeyType, make: Any) -> None:
     completed = importing.complete_version(kt, public_only, pkcs8(key))
     assert completed.has_private and completed.reveal_hmac_key() == public_only.reveal_hmac_key()
     assert completed.public_key_text() == material.public_key_text()
+    for stored in (material, public_only, completed):  # the storage encoding keeps what was imported
+        again = KeyMaterial.deserialize(stored.serialize())
+        assert (again.has_private, again.public_key_text()) == (stored.has_private, stored.public_key_text())
     if kt is KeyType.ED25519:
         raw = key.private_bytes_raw() + key.public_key().public_bytes_raw()
         assert completed.reveal_key() == raw == material.reveal_key()
