@@ -71,7 +71,8 @@ def split_versioned(value: str, what: str = "ciphertext") -> tuple[int, str]:
     if sep < 0:
         raise InvalidRequest(f"invalid {what}: wrong number of fields")
     number = rest[:sep]
-    if not number.isascii() or not number.lstrip("+-").isdigit() or len(number) > 18:
+    digits = number[1:] if number[:1] in ("+", "-") else number  # Go's Atoi: at most one sign
+    if not digits.isascii() or not digits.isdigit() or len(number) > 18:
         raise InvalidRequest(f"invalid {what}: version number could not be decoded")
     return int(number), rest[sep + 1:]
 
