@@ -14,6 +14,7 @@ from typing import Any
 from strongroom.crypto.transit.derive import derive_ed25519
 from strongroom.crypto.transit.keytypes import KeyType
 from strongroom.crypto.transit.material import KeyMaterial
+from strongroom.crypto.transit.vault_entry import go_time
 from strongroom.engines.context import Context
 from strongroom.engines.fields import Duration
 from strongroom.engines.framework import Operation, Request, Response, Route
@@ -64,7 +65,7 @@ async def describe(keys: TransitKeys, policy: KeyPolicy, context: bytes = b"") -
             entry: dict[str, Any] = {
                 "name": _CURVE_NAMES.get(kt, kt.value),
                 "public_key": public,
-                "creation_time": info.created,
+                "creation_time": go_time(info.created),
                 "certificate_chain": info.certificate_chain,  # always present in Vault, "" when none
             }
             out[str(v)] = entry
