@@ -196,6 +196,14 @@ class TransitKeys:
                 entry.clear(_VERSION, v)
         updated = policy.replace(versions=versions, min_available_version=below)
         self.put(updated)
+        cache = self.ctx.keys.engine_cache
+        trimmed = [(v, info.material_id) for v, info in policy.versions.items() if v < below]
+
+        def forget() -> None:
+            for v, material_id in trimmed:
+                cache.pop(("transit", policy.key_id, v, material_id), None)
+
+        self.ctx.after_commit.append(forget)
         return updated
 
     async def restore(self, policy: KeyPolicy, materials: Mapping[int, KeyMaterial]) -> KeyPolicy:
