@@ -105,8 +105,6 @@ def tampered(saved: str) -> Callable[[State], dict[str, Any]]:
 
 P = b64("the same plaintext on both servers")
 CTX = b64("context-1")
-NONEMPTY_KEYS = ("k-aes", "k-derived", "k-conv", "k-ed", "k-rsa", "k-hmac", "k-chacha", "k-x", "k-128",
-                 "k-p256", "k-export", "e1")
 
 KEYS = [
     Step("POST", "sys/mounts/transit", {"type": "transit"}),
@@ -122,6 +120,9 @@ KEYS = [
     Step("POST", "transit/keys/k-conv", {"derived": True, "convergent_encryption": True}),
     Step("GET", "transit/keys/k-conv"),
     Step("POST", "transit/keys/k-ed", {"type": "ed25519"}),
+    Step("POST", "transit/keys/k-ed-derived", {"type": "ed25519", "derived": True}),
+    Step("GET", "transit/keys/k-ed-derived", note="no context: empty public key"),
+    Step("GET", "transit/keys/k-ed-derived?context=" + CTX.replace("=", "%3D"), note="public key for a context"),
     Step("GET", "transit/keys/k-ed"),
     Step("POST", "transit/keys/k-p256", {"type": "ecdsa-p256"}),
     Step("GET", "transit/keys/k-p256"),
@@ -172,6 +173,8 @@ ENCRYPT = [
     Step("GET", "transit/keys/e1"),
     Step("POST", "transit/decrypt/e1", with_ct("e1"), same_data=True),
     Step("POST", "transit/encrypt/e1", {"plaintext": "not base64!"}),
+    Step("POST", "transit/encrypt/e1", {"plaintext": "dGhl\r\nIHNh\n"}, note="Go skips CR and LF"),
+    Step("POST", "transit/encrypt/e1", {"plaintext": "dGhl IHNh"}),
     Step("POST", "transit/encrypt/e1", {}),
     Step("POST", "transit/encrypt/e1", {"plaintext": P, "key_version": 3}),
     Step("POST", "transit/encrypt/e1", {"plaintext": P, "key_version": -1}),
@@ -180,6 +183,11 @@ ENCRYPT = [
     Step("POST", "transit/decrypt/e1", {"ciphertext": "vault:v1"}),
     Step("POST", "transit/decrypt/e1", {"ciphertext": "vault:vx:AAAA"}),
     Step("POST", "transit/decrypt/e1", {"ciphertext": "vault:v1:!!!!"}),
+    Step("POST", "transit/decrypt/e1", {"ciphertext": "vault:v-1:" + b64(bytes(40))}),
+    Step("POST", "transit/decrypt/e1", {"ciphertext": "vault:v+1:" + b64(bytes(40))}),
+    Step("POST", "transit/decrypt/e1", {"ciphertext": "vault:v+-1:" + b64(bytes(40))}),
+    Step("POST", "transit/decrypt/e1", {"ciphertext": "vault:v0:" + b64(bytes(40))}, note="v0 reads as v1"),
+    Step("POST", "transit/decrypt/e1", {"ciphertext": "vault:v1:" + b64(bytes(40)) + "\n"}),
     Step("POST", "transit/decrypt/e1", {"ciphertext": "vault:v1:AAAA"}, bao_errors=["invalid ciphertext length"],
          note="shorter than a nonce"),
     Step("POST", "transit/decrypt/e1", {"ciphertext": "vault:v1:" + b64(bytes(40))}),

@@ -22,7 +22,22 @@ PREFIX = "vault:v"
 MAX_BATCH_ITEMS = 100_000
 """Default cap on ``batch_input`` items; the mount's ``max_batch_items`` tune option lowers or raises it."""
 
-_B64_ALPHABET = re.compile(r"[^A-Za-z0-9+/=]")
+_B64_ALPHABET = re.compile(r"[^A-Za-z0-9+/=\r\n]")
+
+
+def _std_b64(text: str) -> bytes:
+    """Go's ``StdEncoding.DecodeString``: strict alphabet and padding, but CR and LF skipped anywhere.
+
+    Raises:
+        binascii.Error, ValueError: not standard base64.
+    """
+    try:
+        return binascii.a2b_base64(text, strict_mode=True)
+    except (binascii.Error, ValueError):
+        # Slow path only: a ciphertext read from a file with its trailing newline still decodes, as in Vault.
+        if "\n" not in text and "\r" not in text:
+            raise
+    return binascii.a2b_base64(text.replace("\r", "").replace("\n", ""), strict_mode=True)
 
 
 def b64decode(text: str) -> bytes:
@@ -32,7 +47,7 @@ def b64decode(text: str) -> bytes:
         InvalidRequest: ``illegal base64 data at input byte N`` as Go reports it.
     """
     try:
-        return binascii.a2b_base64(text, strict_mode=True)
+        return _std_b64(text)
     except (binascii.Error, ValueError):
         raise InvalidRequest(f"illegal base64 data at input byte {_bad_byte(text)}") from None
 
@@ -84,7 +99,7 @@ def decode_payload(payload: str, what: str = "ciphertext") -> bytes:
         InvalidRequest: ``invalid <what>: could not decode base64``.
     """
     try:
-        return binascii.a2b_base64(payload, strict_mode=True)
+        return _std_b64(payload)
     except (binascii.Error, ValueError):
         raise InvalidRequest(f"invalid {what}: could not decode base64") from None
 
