@@ -96,7 +96,7 @@ async def test_wrong_hmacs_are_valid_false(keys: InProcessVault) -> None:
     assert await _verify(keys, "aes", "vault:v1:AA==") == {"valid": False}  # any key type verifies HMACs
 
 
-HMAC_ERRORS = [
+HMAC_ERRORS: list[tuple[str, dict[str, Any], str]] = [
     ("hmac/hm", {}, "missing input for HMAC"),
     ("hmac/hm", {"input": "!"}, "unable to decode input as base64: illegal base64 data at input byte 0"),
     ("hmac/hm/none", {"input": MSG}, "algorithm cannot be none"),

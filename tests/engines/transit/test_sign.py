@@ -126,7 +126,7 @@ async def test_rsa_options(transit: InProcessVault) -> None:
     assert await _valid(transit, "rsa/none", raw, input=digest, prehashed=True, signature_algorithm="pkcs1v15")
 
 
-SIGN_ERRORS = [
+SIGN_ERRORS: list[tuple[str, dict[str, Any], str]] = [
     ("sign/ec/bogus", {}, 'invalid hash algorithm "bogus"'),
     ("sign/ec", {"marshaling_algorithm": "xx"}, 'invalid marshaling type "xx"'),
     ("sign/ec", {"marshaling_algorithm": ""}, 'invalid marshaling type ""'),
@@ -206,7 +206,7 @@ async def test_derived_ed25519(keys: InProcessVault) -> None:
     assert message == f"error deriving key: {MISSING_CONTEXT}"
 
 
-VERIFY_ERRORS = [
+VERIFY_ERRORS: list[tuple[dict[str, Any], str]] = [
     ({"input": MSG}, "neither a 'signature' nor an 'hmac' were given to verify"),
     ({"signature": ""}, "invalid signature: no prefix"),
     ({"signature": "vault:v1"}, "invalid signature: wrong number of fields"),
@@ -429,9 +429,12 @@ def test_expected_messages_are_openbaos(tmp_path: Path) -> None:
     try:
         with bao.client() as client:
             client.post("/v1/sys/mounts/transit", json={"type": "transit"}).raise_for_status()
-            for name, spec in (("ec", {"type": "ecdsa-p256"}), ("rsa", {"type": "rsa-2048"}), ("ed", {"type": "ed25519"}),
-                               ("ed-derived", {"type": "ed25519", "derived": True}), ("aes", {"type": "aes256-gcm96"}),
-                               ("hm", {"type": "hmac", "key_size": 32})):
+            specs: dict[str, dict[str, Any]] = {
+                "ec": {"type": "ecdsa-p256"}, "rsa": {"type": "rsa-2048"}, "ed": {"type": "ed25519"},
+                "ed-derived": {"type": "ed25519", "derived": True}, "aes": {"type": "aes256-gcm96"},
+                "hm": {"type": "hmac", "key_size": 32},  # OpenBao needs key_size for hmac keys
+            }
+            for name, spec in specs.items():
                 client.post(f"/v1/transit/keys/{name}", json=spec).raise_for_status()
             check_against_openbao(client, [(p, {"input": MSG, **b}, m) for p, b, m in SIGN_ERRORS])
             check_against_openbao(client, [("verify/ec", {"input": MSG, **b}, m) for b, m in VERIFY_ERRORS])
