@@ -103,6 +103,8 @@ async def test_jws_marshaling(transit: InProcessVault) -> None:
         assert "=" not in payload and "+" not in payload and "/" not in payload
         assert len(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))) == size
         assert await _valid(transit, name, sig, marshaling_algorithm="jws")
+        wrapped = sig[:40] + "\r\n" + sig[40:] + "\n"  # Go's decoders skip CR and LF
+        assert await _valid(transit, name, wrapped, marshaling_algorithm="jws")
         assert await _error(transit, f"verify/{name}", {"input": MSG, "signature": sig}) in (
             "invalid base64 signature value", "supplied signature is invalid",
         )

@@ -143,7 +143,8 @@ def decode_signature(text: str, marshaling: str) -> bytes:
     """
     try:
         if marshaling == signing.JWS:
-            # Go's RawURLEncoding: URL alphabet, no padding.
+            # Go's RawURLEncoding: URL alphabet, no padding, CR and LF skipped.
+            text = text.replace("\r", "").replace("\n", "")
             if not _B64URL.match(text) or len(text) % 4 == 1:
                 raise ValueError(text)
             return binascii.a2b_base64((text + "=" * (-len(text) % 4)).translate(_URL_TO_STD), strict_mode=True)
