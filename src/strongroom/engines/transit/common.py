@@ -183,7 +183,10 @@ class BatchResult:
         """Echo each item's ``reference`` (Vault always includes it in batch results)."""
         for result, item in zip(self.results, items, strict=True):
             ref = item.get("reference")
-            result["reference"] = ref if isinstance(ref, str) else ""
+            if isinstance(ref, bool) or not isinstance(ref, (str, int)):
+                ref = ""
+            # Vault decodes weakly: a numeric reference comes back as its decimal string.
+            result["reference"] = str(ref)
 
     def response(self, partial_failure_code: int | None) -> Response:
         """Return the envelope with ``batch_results`` and Vault's status rules."""
