@@ -141,7 +141,7 @@ async def test_password_comes_from_the_environment_and_least_privilege_suffices(
 
         monkeypatch.setenv(PASSWORD_ENV, "wrong")
         bad = open_store(url)
-        with pytest.raises(StorageUnavailable):
+        with pytest.raises(StorageUnavailable, match="refused the credentials"):
             async with bad.transaction() as tx:
                 await tx.get(b"k")
         await bad.close()

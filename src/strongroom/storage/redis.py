@@ -25,10 +25,12 @@ one Redis database and prefix:
   (docs/storage/redis.md says what to configure and what cannot be promised).
 
 Design: keys live in a sorted set with every score 0 (``ZRANGEBYLEX`` gives byte-wise order), values in a
-hash, per-key history in one sorted set per recently changed key. The layout is in
-:mod:`strongroom.storage.redis_scripts`; connections in :mod:`strongroom.storage.redis_client`. A get costs
-one round trip (one ``EVALSHA``; values read once are cached, as the snapshot cannot change), a range one,
-a commit one. The Redis password comes from ``STRONGROOM_REDIS_PASSWORD``, never from the URL.
+hash; history is a small sorted set of versions per recently changed key plus one hash of old values. Each
+read is one script that rebuilds the state at ``S`` atomically, so snapshots are exact, not approximate.
+The layout is in :mod:`strongroom.storage.redis_scripts`, connections in
+:mod:`strongroom.storage.redis_client`. A get costs one round trip (one ``EVALSHA``; a value read once is
+cached, as the snapshot cannot change), a range one, a commit one. The Redis password comes from
+``STRONGROOM_REDIS_PASSWORD``, never from the URL.
 """
 
 from __future__ import annotations

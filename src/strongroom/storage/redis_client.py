@@ -12,9 +12,9 @@ Guarantees:
 * Error messages carry Redis's own error text (``OOM command not allowed...``, ``BUSY``, ACL refusals),
   which never quotes a key or a value.
 
-Why not ``redis.asyncio.Redis``: its command layer and connection pool cost about 15 us of CPU per call on
-top of the connection itself (docs/dependencies.md, "redis"), and the backend only ever sends ``EVALSHA``.
-The connections are still redis-py's (RESP parsing with hiredis, AUTH, SELECT, timeouts).
+Why not ``redis.asyncio.Redis``: its command layer and connection pool cost about twice the CPU per call
+(55 against 26 us at 32 concurrent callers, docs/dependencies.md "Redis client"), and the backend only
+ever sends ``EVALSHA``. The connections are still redis-py's (RESP parsing with hiredis, AUTH, SELECT).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio.connection import Connection
+from redis.exceptions import AuthenticationError, NoScriptError, RedisError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from strongroom.errors import StorageError, StorageUnavailable
@@ -97,18 +97,24 @@ class RedisClient:
         try:
             try:
                 return await self._attempt(script, args)
-            except _LOST:
+            except _LOST as exc:
+                if isinstance(exc, AuthenticationError):  # redis-py makes it a ConnectionError
+                    raise
                 # The connection was gone (and so, most likely, were the other idle ones): retry once.
                 await self._drop_idle()
                 return await self._attempt(script, args)
+        except AuthenticationError as exc:
+            raise StorageUnavailable(
+                "redis refused the credentials (user from the URL, password from STRONGROOM_REDIS_PASSWORD)"
+            ) from exc
         except _LOST as exc:
-            raise StorageUnavailable("redis: connection lost") from exc
+            raise StorageUnavailable(f"redis unreachable or connection lost: {_first_line(exc)}") from exc
         except (RedisTimeoutError, TimeoutError) as exc:
             raise StorageUnavailable("redis: timed out") from exc
         except OSError as exc:
             raise StorageUnavailable(f"redis: cannot connect ({type(exc).__name__})") from exc
         except ResponseError as exc:
-            raise StorageUnavailable(f"redis refused the operation ({_code(exc)})") from exc
+            raise StorageUnavailable(f"redis refused the operation ({_first_line(exc)})") from exc
         except RedisError as exc:
             raise StorageUnavailable(f"redis failed ({type(exc).__name__})") from exc
         finally:
@@ -235,11 +241,12 @@ def _pack(
     return b"".join(parts)
 
 
-def _code(exc: ResponseError) -> str:
-    """Redis's error text, first line, bounded.
+def _first_line(exc: BaseException) -> str:
+    """An error's text, first line, bounded.
 
     Redis writes these itself (``OOM command not allowed...``, ``NOPERM``, ACL and script errors naming a
-    command and a script line) and never quotes a key or a value in them, so they are safe to show.
+    command and a script line), and redis-py's connection errors name the address; none quotes a key or a
+    value, so they are safe to show.
     """
     lines = str(exc).splitlines()
     return lines[0][:200] if lines else "error"
