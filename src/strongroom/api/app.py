@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -48,6 +48,11 @@ _METHODS = {
 MAX_FIELDS = 1000
 """Most query or form fields one request may carry (no Vault endpoint takes anywhere near as many)."""
 _JSON_HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
+_STREAM_HEADERS = [(b"content-type", b"application/octet-stream"), (b"cache-control", b"no-store")]
+_RAW_BODY_PATHS = frozenset({"/v1/sys/storage/raft/snapshot", "/v1/sys/storage/raft/snapshot-force"})
+"""POST/PUT bodies handed to the handler unread, as an async iterator of bytes in the ``snapshot`` field
+(a snapshot file, not JSON): Vault's HTTP layer special-cases the same two paths. The handler reads it
+only after the request was authorised, so no size limit applies and nothing is buffered before then."""
 _MERGE_PATCH = "application/merge-patch+json"
 # Go's strconv.ParseBool, which Vault uses for ``?list=``: anything else is a 400.
 _GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
@@ -90,13 +95,23 @@ class VaultApp:
             return
         request_id = str(uuid.uuid4())
         head = scope["method"] == "HEAD"
+        stream: AsyncIterator[bytes] | None = None
+        first: bytes | None = None
         try:
             status, body = await self._handle(scope, receive, request_id)
+            if isinstance(body, AsyncIterator):
+                # A streamed raw body: its producer runs up to its first chunk before the status line is
+                # sent, so failures until then are ordinary error responses.
+                first = await _first_chunk(body, status)
+                stream = body
         except StrongroomError as exc:
             status, body = status_of(exc), error_body(exc)
         except Exception as exc:  # the one catch-all: never leak a traceback or its message
             log.error("internal error handling request %s: %s", request_id, type(exc).__name__)
             status, body = 500, {"errors": ["internal error"]}
+        if stream is not None:
+            await _send_stream(send, status, first, stream, request_id)
+            return
         if body is None or status == 204:
             await send(
                 {
@@ -169,15 +184,18 @@ class VaultApp:
                 operation = Operation.LIST
             elif flag not in _GO_FALSE and flag != "":
                 raise InvalidRequest("")
-        body = await self._read_body(scope, receive)
-        if method in ("POST", "PUT"):
-            data = _decode_body(body, content_type)
+        if method in ("POST", "PUT") and path in _RAW_BODY_PATHS:
+            data: dict[str, Any] = {"snapshot": _body_chunks(receive)}
+        elif method in ("POST", "PUT"):
+            data = _decode_body(await self._read_body(scope, receive), content_type)
         elif method == "PATCH":
+            body = await self._read_body(scope, receive)
             media = content_type.split(b";", 1)[0].strip().decode("latin-1").lower()
             if media != _MERGE_PATCH:
                 raise UnsupportedMediaType(f"PATCH requires Content-Type of {_MERGE_PATCH}, provided {media}")
             data = _decode_json(body)
         else:
+            await self._read_body(scope, receive)  # under the size limit, and ignored, as before
             # Vault takes GET, DELETE and LIST parameters from the query string only.
             data = params
         logical = path[4:]
@@ -192,6 +210,56 @@ class VaultApp:
         if response.raw_status is not None:
             return response.raw_status, response.raw_body
         return response.status, envelope(response, request_id)
+
+
+async def _body_chunks(receive: Receive) -> AsyncIterator[bytes]:
+    """The request body as it arrives (for :data:`_RAW_BODY_PATHS`).
+
+    Raises:
+        InvalidRequest: the client disconnected before the end of the body.
+    """
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise InvalidRequest("client disconnected before the end of the request body")
+        chunk = message.get("body", b"")
+        if chunk:
+            yield chunk
+        if not message.get("more_body", False):
+            return
+
+
+async def _first_chunk(stream: AsyncIterator[bytes], status: int) -> bytes | None:
+    """Run ``stream`` to its first chunk (``None`` if it has none); for a 204, run it to its end."""
+    if status == 204:
+        async for _ in stream:
+            pass  # a 204 has no body: its producer's work is done before the status is sent
+        return None
+    return await anext(stream, None)
+
+
+async def _send_stream(
+    send: Send, status: int, first: bytes | None, stream: AsyncIterator[bytes], request_id: str
+) -> None:
+    """Send a streamed raw body (``application/octet-stream``, chunked) after its first chunk.
+
+    Once the status line is out an error cannot be reported: the response is left unfinished, so the
+    client sees a broken transfer (and a snapshot file without its trailer), never a clean short body.
+    """
+    try:
+        await send({"type": "http.response.start", "status": status, "headers": _STREAM_HEADERS})
+        if first is not None:
+            await send({"type": "http.response.body", "body": first, "more_body": True})
+            async for chunk in stream:
+                if chunk:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    except Exception as exc:  # the client went away, or the producer failed: only the class is logged
+        log.warning("streamed response %s ended early: %s", request_id, type(exc).__name__)
+    finally:
+        close = getattr(stream, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def _parse_query(query: bytes) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """``strongroom operator init|unseal|seal|rotate|key-status`` and the top-level ``status``.
 
 Each command is a thin HTTP client; requests and output follow Vault's ``operator`` commands. Rekey lives
-in :mod:`strongroom.cli.rekey`.
+in :mod:`strongroom.cli.rekey`, snapshots in :mod:`strongroom.cli.snapshot` and the offline store copy in
+:mod:`strongroom.cli.migrate`.
 """
 
 from __future__ import annotations
@@ -322,7 +323,7 @@ def cmd_rotate(ctx: Context) -> int:
 
 def register(sub: Any, parent: argparse.ArgumentParser) -> None:
     """Add ``operator init|unseal|seal|status|rotate|key-status`` and top-level ``status``."""
-    from strongroom.cli import rekey  # local: rekey imports helpers from this module
+    from strongroom.cli import migrate, rekey, snapshot  # local: they import helpers from this module
 
     status = sub.add_parser("status", parents=[parent], help="print the seal status (exit 2 when sealed)")
     status.set_defaults(handler=cmd_status)
@@ -359,3 +360,5 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
     key_status.set_defaults(handler=cmd_key_status)
 
     rekey.register(ops, parent)
+    migrate.register(ops)
+    snapshot.register(ops, parent)

@@ -33,11 +33,11 @@ def open_backend() -> Backend[OpenContext]:
 @cache
 def _backends() -> dict[str, Backend[Context]]:
     from strongroom.engines.kv import v1, v2
-    from strongroom.engines.sys import auth_methods, keys, mounts, policies
+    from strongroom.engines.sys import auth_methods, keys, mounts, policies, snapshot
     from strongroom.engines.token import routes as token_routes
     from strongroom.engines.transit import ROUTES as transit_routes
 
-    sys_routes: list[Any] = [*mounts.ROUTES, *auth_methods.ROUTES, *policies.ROUTES, *keys.ROUTES]
+    sys_routes: list[Any] = [*mounts.ROUTES, *auth_methods.ROUTES, *policies.ROUTES, *keys.ROUTES, *snapshot.ROUTES]
     return {
         "system": Backend(sys_routes),
         "token": Backend(list(token_routes.ROUTES)),
