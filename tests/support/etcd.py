@@ -22,6 +22,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -67,9 +68,11 @@ class Member:
     log: Path
     process: subprocess.Popen[bytes] | None = None
 
+    scheme: str = "http"
+
     @property
     def client_url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        return f"{self.scheme}://127.0.0.1:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
@@ -79,14 +82,32 @@ class Member:
 class EtcdCluster:
     """A cluster of ``size`` local etcd members (see the module docstring)."""
 
-    def __init__(self, binary: str, size: int = 3) -> None:
+    def __init__(
+        self,
+        binary: str,
+        size: int = 3,
+        extra_args: list[str] | None = None,
+        client_tls: ssl.SSLContext | None = None,
+    ) -> None:
+        """``extra_args`` go to every member; with ``client_tls`` (the context clients use) members
+        serve clients over https (``extra_args`` must then name the server's certificate and key)."""
         self.binary = binary
+        self.extra_args = extra_args or []
+        self.client_tls = client_tls
         shm = Path("/dev/shm")
         parent = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
         self.root = Path(tempfile.mkdtemp(prefix="strongroom-etcd-", dir=parent))
         ports = _free_ports(2 * size)
+        scheme = "https" if client_tls is not None else "http"
         self.members = [
-            Member(f"m{i}", ports[2 * i], ports[2 * i + 1], self.root / f"m{i}", self.root / f"m{i}.log")
+            Member(
+                f"m{i}",
+                ports[2 * i],
+                ports[2 * i + 1],
+                self.root / f"m{i}",
+                self.root / f"m{i}.log",
+                scheme=scheme,
+            )
             for i in range(size)
         ]
         self.token = secrets.token_hex(8)
@@ -105,6 +126,7 @@ class EtcdCluster:
             "--initial-cluster-token", self.token,
             "--initial-cluster-state", "new",  # ignored on restart: the data dir knows the cluster
             "--log-level", "warn",
+            *self.extra_args,
         ]  # fmt: skip
 
     def start_member(self, index: int) -> None:
@@ -141,7 +163,7 @@ class EtcdCluster:
             return False
         request = urllib.request.Request(member.client_url + "/v3/kv/range", data=b'{"key":"AA=="}')
         try:
-            with urllib.request.urlopen(request, timeout=2) as answer:
+            with urllib.request.urlopen(request, timeout=2, context=self.client_tls) as answer:
                 return "header" in json.loads(answer.read())
         except (OSError, ValueError):
             return False
@@ -186,14 +208,17 @@ class EtcdCluster:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start_cluster(size: int = 3) -> EtcdCluster:
-    """Start a fresh cluster of ``size`` members (``missing`` when etcd is not installed)."""
+def start_cluster(
+    size: int = 3, extra_args: list[str] | None = None, client_tls: ssl.SSLContext | None = None
+) -> EtcdCluster:
+    """Start a fresh cluster of ``size`` members (``missing`` when etcd is not installed); the other
+    arguments are :class:`EtcdCluster`'s."""
     binary = shutil.which("etcd")
     if binary is None:
         missing("etcd is not installed (apt-get install etcd-server)")
         raise AssertionError("unreachable")
     for attempt in range(3):
-        cluster = EtcdCluster(binary, size)
+        cluster = EtcdCluster(binary, size, extra_args, client_tls)
         try:
             cluster.start()
             return cluster

@@ -42,8 +42,8 @@ from __future__ import annotations
 
 import asyncio
 import binascii
-import contextlib
 import os
+import ssl
 from types import TracebackType
 from typing import Any
 from urllib.parse import SplitResult
@@ -51,12 +51,11 @@ from urllib.parse import SplitResult
 from strongroom.errors import (
     InvalidRequest,
     RecordTooLarge,
-    StorageError,
     StorageUnavailable,
     TransactionConflict,
 )
 from strongroom.storage.base import BufferedTransaction, StoreLimits, _in_ranges
-from strongroom.storage.etcd_http import EtcdClient, EtcdError, storage_error
+from strongroom.storage.etcd_client import EtcdClient, EtcdError, Leases, storage_error
 from strongroom.storage.etcd_txn import (
     RAFT_OVERHEAD,
     Keyspace,
@@ -223,8 +222,11 @@ class EtcdStore:
         max_request_bytes: int = MAX_REQUEST_BYTES,
         max_txn_ops: int = MAX_TXN_OPS,
         limits: StoreLimits | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        credentials: tuple[str, str] | None = None,
     ) -> None:
-        """Connect lazily to ``endpoints`` (``(host, port)`` pairs of members of one cluster).
+        """Connect lazily to ``endpoints`` (``(host, port)`` pairs of members of one cluster), with TLS
+        if ``ssl_context`` is given, logged in as ``credentials`` (user, password) if given.
 
         ``max_request_bytes`` and ``max_txn_ops`` must match the cluster's flags of the same names;
         ``limits``, if given, can only tighten what they allow.
@@ -257,16 +259,19 @@ class EtcdStore:
         self._max_txn_ops = max_txn_ops
         self._space = Keyspace(prefix)
         self._client = EtcdClient(
-            endpoints, timeout=timeout, attempt_timeout=attempt_timeout, max_connections=max_connections
+            endpoints,
+            timeout=timeout,
+            attempt_timeout=attempt_timeout,
+            max_connections=max_connections,
+            ssl_context=ssl_context,
+            credentials=credentials,
         )
         # A marker must outlive every re-send of its commit, a tombstone every transaction whose snapshot
         # is older than it and which may still commit. Leases are renewed every `timeout` seconds, a commit
         # ends within `timeout` after it started: `max_age` keeps a wide margin to the TTL.
-        self._lease_renew = timeout
-        self._lease_ttl = max(60, int(4 * timeout) + 20)
-        self._max_age = self._lease_ttl - 2 * timeout - 10
-        self._lease: tuple[int, float] | None = None
-        self._lease_grant: asyncio.Future[int] | None = None
+        ttl = max(60, int(4 * timeout) + 20)
+        self._leases = Leases(self._client, ttl, renew=timeout)
+        self._max_age = ttl - 2 * timeout - 10
 
     @property
     def limits(self) -> StoreLimits:
@@ -293,36 +298,11 @@ class EtcdStore:
         """
         return EtcdTransaction(self)
 
-    async def _lease_id(self) -> int:
-        """A lease for commit markers, renewed (a new one is granted) every ``_lease_renew`` seconds."""
-        loop = asyncio.get_running_loop()
-        if self._lease is not None and loop.time() - self._lease[1] < self._lease_renew:
-            return self._lease[0]
-        if self._lease_grant is None:
-            self._lease_grant = asyncio.ensure_future(self._grant())
-        # Shielded: one waiter being cancelled must not cancel the grant the others wait for.
-        return await asyncio.shield(self._lease_grant)
-
-    async def _grant(self) -> int:
-        loop = asyncio.get_running_loop()
-        try:
-            started = loop.time()
-            answer, _ = await self._client.call("/v3/lease/grant", {"TTL": self._lease_ttl})
-            lease = int(answer["ID"])
-            self._lease = (lease, started)
-            return lease
-        except EtcdError as exc:
-            raise storage_error(exc) from None
-        except (KeyError, TypeError, ValueError):
-            raise StorageUnavailable("etcd answered a lease grant with a malformed document") from None
-        finally:
-            self._lease_grant = None
-
     async def _commit(self, tx: EtcdTransaction) -> None:
         """Send ``tx``'s writes as one Txn guarded by its reads (see the module docstring)."""
         space = self._space
         for _ in range(2):  # a second time only if the lease vanished before the first reached etcd
-            lease = await self._lease_id()
+            lease = await self._leases.current()
             marker = os.urandom(16)
             marker_key = b64(space.markers + marker)
             ops, ops_size = write_ops(space, tx._writes, tx._cleared, marker, lease)
@@ -363,7 +343,7 @@ class EtcdStore:
                     if exc.maybe_sent:
                         # An earlier attempt may have committed, and its marker expired with the lease.
                         raise StorageUnavailable("etcd commit outcome unknown (its lease expired)") from None
-                    self._lease = None  # expired or revoked before this commit reached etcd: a new one
+                    self._leases.forget()  # expired or revoked before this commit reached etcd: a new one
                     continue
                 raise storage_error(exc) from None
         raise StorageUnavailable("etcd refused two fresh leases for commit markers")
@@ -424,29 +404,26 @@ class EtcdStore:
 
     async def close(self) -> None:
         """Revoke the marker lease (best effort) and close connections; the store is unusable after."""
-        lease, self._lease = self._lease, None
-        if lease is not None:
-            with contextlib.suppress(StorageError, EtcdError):  # it expires by itself
-                await self._client.call("/v3/lease/revoke", {"ID": lease[0]})
+        await self._leases.revoke()
         await self._client.close()
 
 
 def open_url(url: SplitResult, options: dict[str, str]) -> EtcdStore:
-    """Open ``etcd://host:port[,host:port...][/]?option=value...`` (options: docs/storage/etcd.md).
+    """Open ``etcd://[USER@]host:port[,host:port...][/]?option=value...`` (docs/storage/etcd.md).
 
     Raises:
-        InvalidRequest: no or malformed endpoints, a user name (etcd authentication is not supported),
-            a path, or an unknown or malformed option.
+        InvalidRequest: see :func:`strongroom.storage.etcd_url.parse_url`.
     """
-    endpoints, settings = parse_url(url, options)
-    prefix = settings.pop("prefix")
-    assert isinstance(prefix, bytes)
+    settings = parse_url(url, options)
+    n = settings.numbers
     return EtcdStore(
-        endpoints,
-        prefix=prefix,
-        timeout=float(settings["timeout"]),
-        attempt_timeout=float(settings["attempt_timeout"]),
-        max_connections=int(settings["max_connections"]),
-        max_request_bytes=int(settings["max_request_bytes"]),
-        max_txn_ops=int(settings["max_txn_ops"]),
+        settings.endpoints,
+        prefix=settings.prefix,
+        timeout=n["timeout"],
+        attempt_timeout=n["attempt_timeout"],
+        max_connections=int(n["max_connections"]),
+        max_request_bytes=int(n["max_request_bytes"]),
+        max_txn_ops=int(n["max_txn_ops"]),
+        ssl_context=settings.ssl_context,
+        credentials=settings.credentials,
     )

@@ -34,6 +34,7 @@ __all__ = [
 # etcd measures the request wrapped in its raft entry (a header with an id and the txn's field tag).
 RAFT_OVERHEAD = 64
 
+
 def b64(data: bytes) -> bytes:
     """Base64 bytes, as the gateway wants bytes fields (safe inside a JSON string without escaping)."""
     return binascii.b2a_base64(data, newline=False)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import re
-from urllib.parse import SplitResult
+import ssl
+from dataclasses import dataclass, field
+from urllib.parse import SplitResult, unquote
 
 from strongroom.errors import InvalidRequest
 
-__all__ = ["DEFAULT_PORT", "MAX_REQUEST_BYTES", "MAX_TXN_OPS", "parse_url"]
+__all__ = ["DEFAULT_PORT", "MAX_REQUEST_BYTES", "MAX_TXN_OPS", "PASSWORD_ENV", "Settings", "parse_url"]
 
 DEFAULT_PORT = 2379
 MAX_REQUEST_BYTES = 1_572_864  # etcd's --max-request-bytes default
 MAX_TXN_OPS = 128  # etcd's --max-txn-ops default
+PASSWORD_ENV = "STRONGROOM_ETCD_PASSWORD"
+_FILES = {"ca_file", "cert_file", "key_file", "password_file"}
 
 _DEFAULTS: dict[str, float] = {
     "timeout": 5.0,
@@ -45,26 +50,77 @@ def _number(name: str, text: str) -> float:
     return value
 
 
-def parse_url(
-    url: SplitResult, options: dict[str, str]
-) -> tuple[list[tuple[str, int]], dict[str, float | bytes]]:
-    """Return the endpoints and the settings (``prefix`` as bytes, numbers for the other options).
+@dataclass
+class Settings:
+    """What an etcd URL says: endpoints, key prefix, numeric options, TLS context and credentials."""
+
+    endpoints: list[tuple[str, int]]
+    prefix: bytes
+    numbers: dict[str, float] = field(default_factory=dict)
+    ssl_context: ssl.SSLContext | None = None
+    credentials: tuple[str, str] | None = None
+
+
+def _tls(options: dict[str, str]) -> ssl.SSLContext | None:
+    wanted = options.get("tls", "")
+    if wanted not in ("", "true", "false"):
+        raise InvalidRequest("etcd option tls must be true or false")
+    if wanted != "true" and not _FILES & set(options) - {"password_file"}:
+        return None
+    if wanted == "false":
+        raise InvalidRequest("etcd options ca_file, cert_file and key_file need tls")
+    if ("cert_file" in options) != ("key_file" in options):
+        raise InvalidRequest("etcd options cert_file and key_file go together")
+    try:
+        context = ssl.create_default_context(cafile=options.get("ca_file"))
+        if "cert_file" in options:
+            context.load_cert_chain(options["cert_file"], options["key_file"])
+    except (OSError, ssl.SSLError) as exc:
+        raise InvalidRequest(f"etcd TLS files unusable: {exc.strerror or exc}") from None
+    return context
+
+
+def _password(options: dict[str, str]) -> str:
+    path = options.get("password_file")
+    if path is None:
+        password = os.environ.get(PASSWORD_ENV)
+        if not password:
+            raise InvalidRequest(f"etcd user given but no password: set {PASSWORD_ENV} or password_file")
+        return password
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().rstrip("\r\n")
+    except OSError as exc:
+        raise InvalidRequest(f"etcd password_file unreadable: {exc.strerror}") from None
+
+
+def parse_url(url: SplitResult, options: dict[str, str]) -> Settings:
+    """Parse ``etcd://[USER@]host:port[,host:port...][/]?option=value...``.
+
+    Files named by options (CA, client certificate and key, password) are read here, once.
 
     Raises:
-        InvalidRequest: no or malformed endpoints, a user name (etcd authentication is not supported),
-            a path, or an unknown or malformed option.
+        InvalidRequest: no or malformed endpoints, a path, an unknown or malformed option, a user without
+            a password, or unreadable files.
     """
-    if "@" in url.netloc:
-        raise InvalidRequest("etcd URLs take no user name: etcd authentication is not supported")
     if url.path not in ("", "/"):
         raise InvalidRequest("etcd URLs have no path: use etcd://host:port,host:port?prefix=name/")
-    if not url.netloc:
+    user, _, hosts = url.netloc.rpartition("@")
+    if not hosts:
         raise InvalidRequest("etcd URL needs at least one endpoint: etcd://host:port")
-    unknown = set(options) - set(_DEFAULTS) - {"prefix"}
+    unknown = set(options) - set(_DEFAULTS) - _FILES - {"prefix", "tls"}
     if unknown:
         raise InvalidRequest(f"unknown etcd option(s): {', '.join(sorted(unknown))}")
-    endpoints = [_endpoint(part.strip()) for part in url.netloc.split(",")]
-    settings: dict[str, float | bytes] = {"prefix": options.get("prefix", "strongroom/").encode()}
-    for name, default in _DEFAULTS.items():
-        settings[name] = _number(name, options[name]) if name in options else default
-    return endpoints, settings
+    settings = Settings(
+        endpoints=[_endpoint(part.strip()) for part in hosts.split(",")],
+        prefix=options.get("prefix", "strongroom/").encode(),
+        numbers={
+            name: _number(name, options[name]) if name in options else d for name, d in _DEFAULTS.items()
+        },
+        ssl_context=_tls(options),
+    )
+    if user:
+        settings.credentials = (unquote(user), _password(options))
+    elif "password_file" in options:
+        raise InvalidRequest("etcd option password_file needs a user name in the URL")
+    return settings
