@@ -515,3 +515,56 @@ async def test_redis_down_then_restarted_empty(own_redis: Callable[..., OwnRedis
             assert await tx.get(b"k") == b"2"
     finally:
         await store.close()
+
+
+async def test_two_stores_transfer_money_and_every_snapshot_balances() -> None:
+    # Two stores on one prefix stand for two strongroom processes. Transfers between accounts keep the
+    # total constant, so every snapshot (a range over all accounts) must sum to it, and so must the end.
+    first = open_test_store()
+    parts = urlsplit(URL)
+    second = RedisStore(
+        parts.hostname or "127.0.0.1",
+        parts.port or 6379,
+        db=int(parts.path.strip("/") or "0"),
+        username=parts.username,
+        password=os.environ.get(PASSWORD_ENV) or None,
+        prefix=first.prefix,
+    )
+    accounts, total = 12, 12 * 100
+    await put(first, {b"acct/%02d" % i: b"100" for i in range(accounts)})
+    sums: list[int] = []
+
+    async def transfer(store: RedisStore, seed: int) -> None:
+        for n in range(40):
+            src, dst = (seed * 7 + n) % accounts, (seed * 5 + n * 3 + 1) % accounts
+            if src == dst:
+                continue
+
+            async def move(tx: Transaction, src: int = src, dst: int = dst) -> None:
+                a = int(await tx.get(b"acct/%02d" % src) or b"0")
+                await asyncio.sleep(0)
+                b = int(await tx.get(b"acct/%02d" % dst) or b"0")
+                tx.set(b"acct/%02d" % src, b"%d" % (a - 3))
+                tx.set(b"acct/%02d" % dst, b"%d" % (b + 3))
+
+            await transactional(store, move, attempts=1000)
+
+    async def audit(store: RedisStore) -> None:
+        for _ in range(60):
+            async with store.transaction() as tx:
+                first_half = await tx.range(b"acct/", b"acct/06")
+                await asyncio.sleep(0)  # commits land between the two reads of one snapshot
+                second_half = await tx.range(b"acct/06", b"acct0")
+                sums.append(sum(int(v) for _, v in first_half + second_half))
+
+    try:
+        await asyncio.gather(
+            *(transfer(first if i % 2 else second, i) for i in range(8)), audit(first), audit(second)
+        )
+        assert sums
+        assert set(sums) == {total}
+        async with second.transaction() as tx:
+            assert sum(int(v) for _, v in await tx.range(b"acct/", b"acct0")) == total
+    finally:
+        await second.close()
+        await first.close()
