@@ -16,9 +16,15 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from strongroom.errors import InvalidRequest, StorageError, StorageUnavailable, TransactionConflict
+from strongroom.errors import (
+    InvalidRequest,
+    RecordTooLarge,
+    StorageError,
+    StorageUnavailable,
+    TransactionConflict,
+)
 from strongroom.storage.base import Transaction, transactional
-from strongroom.storage.postgresql import PostgresStore
+from strongroom.storage.postgresql import MAX_KEY_BYTES, PostgresStore
 from strongroom.storage.postgresql_config import PASSWORD_ENV, parse_url
 from strongroom.storage.url import open_store
 from tests.conformance.factory_postgresql import admin, config, drop_schema, new_schema, require_server
@@ -93,9 +99,9 @@ def test_passfile_must_be_private(tmp_path: Path) -> None:
 
 
 async def test_open_store_connects_lazily() -> None:
-    # Opening never connects (the server's address here is unroutable on purpose: nothing is sent).
+    # Opening never connects (nothing listens on port 1).
     for scheme in ("postgresql", "postgres"):
-        store = open_store(f"{scheme}://nobody@192.0.2.1:5432/none?connect_timeout=0.2")
+        store = open_store(f"{scheme}://nobody@127.0.0.1:1/none?connect_timeout=0.2")
         assert isinstance(store, PostgresStore)
         assert store.kind == "postgresql"
         await store.close()
@@ -417,5 +423,19 @@ async def test_exclusive_commit_run(schema: str, monkeypatch: pytest.MonkeyPatch
 
         with pytest.raises(TransactionConflict):
             await phantom()
+    finally:
+        await store.close()
+
+
+async def test_longest_key(schema: str) -> None:
+    store = make(schema)
+    assert store.limits.max_key_bytes == MAX_KEY_BYTES  # capped below the default StoreLimits
+    longest = os.urandom(MAX_KEY_BYTES)  # incompressible, like real keys
+    try:
+        await put(store, {longest: b"v"})
+        async with store.transaction() as tx:
+            assert await tx.get(longest) == b"v"
+            with pytest.raises(RecordTooLarge):
+                tx.set(longest + b"x", b"v")
     finally:
         await store.close()

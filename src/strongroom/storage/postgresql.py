@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 from urllib.parse import SplitResult
@@ -56,7 +57,7 @@ from strongroom.storage.postgresql_config import PostgresConfig, parse_url
 from strongroom.storage.postgresql_pool import DRIVER_ERRORS, SERIALIZATION_SQLSTATES, Conn, Pool, translate
 from strongroom.storage.postgresql_sql import CONFLICT_SQLSTATE, SCHEMA_VERSION, Statements, commit_literals
 
-__all__ = ["PostgresConfig", "PostgresStore", "PostgresTransaction", "open_url"]
+__all__ = ["MAX_KEY_BYTES", "PostgresConfig", "PostgresStore", "PostgresTransaction", "open_url"]
 
 _BEGIN = "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY"
 # Runs of a commit: the first _OPTIMISTIC_ATTEMPTS concurrently with other commits, the rest (after
@@ -66,6 +67,10 @@ _OPTIMISTIC_ATTEMPTS = 2
 _COMMIT_ATTEMPTS = 5
 # Schema set-up runs DDL, which may wait for other sessions' locks: give it more than one statement's time.
 _SETUP_TIMEOUT = 60.0
+
+MAX_KEY_BYTES = 2048
+"""Longest key this backend takes. A B-tree entry must fit in a third of a page (2704 bytes with its
+headers; keys are random-looking bytes, which PostgreSQL cannot compress)."""
 
 _Row = tuple[bytes, int]
 """A row as a range read saw it: key and xmin."""
@@ -191,12 +196,15 @@ class PostgresStore:
     def __init__(self, config: PostgresConfig, *, limits: StoreLimits | None = None) -> None:
         """Prepare a store; nothing is connected until the first transaction needs it.
 
+        ``limits.max_key_bytes`` is capped at :data:`MAX_KEY_BYTES`.
+
         Raises:
             InvalidRequest: an invalid schema name (checked by :class:`PostgresConfig`).
         """
         self._config = config
         self._sql = Statements(config.schema)
-        self._limits = limits or StoreLimits()
+        limits = limits or StoreLimits()
+        self._limits = replace(limits, max_key_bytes=min(limits.max_key_bytes, MAX_KEY_BYTES))
         self._timeout = config.command_timeout
         self._pool = Pool(self._connect, config.pool_size, config.connect_timeout)
         self._ready = False
@@ -303,7 +311,7 @@ class PostgresStore:
             for statement in sql.create_objects:
                 await conn.execute(statement, timeout=timeout)
         elif version != SCHEMA_VERSION:
-            await conn.execute("ROLLBACK", timeout=timeout)
+            # The caller rolls the set-up transaction back.
             raise StorageError(
                 f"PostgreSQL schema {sql.schema!r} has layout version {version}; this strongroom "
                 f"reads version {SCHEMA_VERSION}"
