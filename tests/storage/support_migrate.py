@@ -64,7 +64,12 @@ class _SpyTransaction:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         spy = self._spy
-        if exc_type is None and self.ops and spy.fail_after is not None and len(spy.commits) >= spy.fail_after:
+        if (
+            exc_type is None
+            and self.ops
+            and spy.fail_after is not None
+            and len(spy.commits) >= spy.fail_after
+        ):
             # Discard the transaction (an exception leaving the block), then report the store as gone.
             await self._inner.__aexit__(RuntimeError, RuntimeError("dropped"), None)
             raise StorageUnavailable("injected: the store went away")
@@ -129,7 +134,9 @@ class SpyStore:
         await self.inner.close()
 
 
-async def vault_with_secrets(store: Store, count: int = 12) -> tuple[InProcessVault, dict[str, dict[str, str]]]:
+async def vault_with_secrets(
+    store: Store, count: int = 12
+) -> tuple[InProcessVault, dict[str, dict[str, str]]]:
     """An initialised, unsealed in-process vault on ``store`` with KV v2 at ``secret/`` holding ``count``
     secrets; returns it and the secrets (path -> data)."""
     vault = await start_vault(store)

@@ -134,7 +134,9 @@ async def test_kv_secrets_readable_after_migrate(tmp_path: Path, dst_kind: str) 
 
 
 async def test_chunks_respect_the_destination_limits(tmp_path: Path) -> None:
-    limits = StoreLimits(max_key_bytes=64, max_value_bytes=1024, max_transaction_bytes=4096, max_transaction_ops=10)
+    limits = StoreLimits(
+        max_key_bytes=64, max_value_bytes=1024, max_transaction_bytes=4096, max_transaction_ops=10
+    )
     source = open_backend("sqlite", tmp_path)
     dest = SpyStore(open_backend("memory", tmp_path, limits))
     try:

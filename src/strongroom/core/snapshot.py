@@ -46,6 +46,7 @@ from strongroom.crypto.snapshot_mac import PairDigest, SnapshotMac
 from strongroom.errors import CorruptRecord, DecryptionFailed, InvalidShare, NotInitialized, StorageError
 from strongroom.storage.base import Store, StoreLimits, Transaction, transactional
 from strongroom.storage.migrate import (
+    CHUNK_OPS,
     FIRST,
     LAST,
     MARKER_KEY,
@@ -240,11 +241,15 @@ async def restore_verified(
     verified: VerifiedSnapshot,
     *,
     before_write: Callable[[], None] = lambda: None,
+    chunk_ops: int = CHUNK_OPS,
+    retry_delay: float = 0.5,
 ) -> Summary:
     """Replace the contents of ``store`` with the verified snapshot in ``src``; return what it holds then.
 
-    ``before_write`` runs after the marker decision and before the first write (the node seals itself
-    there). Not one transaction: see the module docstring for what a crash half-way leaves.
+    ``before_write`` runs before the first write (the node seals itself there). Not one transaction:
+    see the module docstring for what a crash half-way leaves. ``chunk_ops`` caps the records per
+    transaction (below the store's own limits), ``retry_delay`` is the first pause before re-sending a
+    chunk after ``StorageUnavailable``.
 
     Raises:
         CorruptRecord: the store does not hold the snapshot's records afterwards (re-run the restore).
@@ -256,7 +261,7 @@ async def restore_verified(
     )
     before_write()
     src.seek(0)
-    writer = ContentWriter(store, marker)
+    writer = ContentWriter(store, marker, chunk_ops=chunk_ops, retry_delay=retry_delay)
     await writer.write(write_order(verified.first, _pairs(src, store.limits), verified.last))
     after = await summarize(store, PairDigest)
     if after != verified.summary:

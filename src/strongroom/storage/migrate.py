@@ -46,6 +46,8 @@ from strongroom.storage.tuple import pack, unpack
 
 __all__ = [
     "BODY",
+    "CHUNK_BYTES",
+    "CHUNK_OPS",
     "FIRST",
     "LAST",
     "MARKER_KEY",
