@@ -134,6 +134,35 @@ async def test_unreachable_cluster_is_unavailable_not_a_hang() -> None:
         await store.close()
 
 
+async def test_member_that_never_answers_is_left_behind(etcd_cluster: EtcdCluster) -> None:
+    """A member that accepts connections but never answers (hung, or partitioned after the handshake):
+    each attempt gives up after attempt_timeout and the request moves on to the next member."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # reads nothing, answers nothing
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    real = ("127.0.0.1", etcd_cluster.members[0].client_port)
+    prefix = f"test/{secrets.token_hex(8)}/".encode()
+    store = EtcdStore([("127.0.0.1", port), real], prefix=prefix, timeout=5, attempt_timeout=0.3)
+    alone = EtcdStore([("127.0.0.1", port)], prefix=prefix, timeout=1, attempt_timeout=0.3)
+    try:
+        await asyncio.wait_for(_put(store, {b"k": b"v"}), HANG_GUARD)
+        assert accepted  # the silent member was tried first
+        assert await _get(store, b"k") == b"v"
+        with pytest.raises(StorageUnavailable):
+            await asyncio.wait_for(_get(alone, b"k"), HANG_GUARD)
+    finally:
+        server.close()
+        for writer in accepted:
+            writer.close()
+        await alone.close()
+        await store.purge()
+        await store.close()
+
+
 # -- limits ----------------------------------------------------------------------------------------------
 
 

@@ -9,8 +9,8 @@ applied, as with any networked database).
 
 Design (docs/storage/etcd.md):
 
-* **Client**: etcd's JSON gateway over HTTP/1.1 keep-alive (``storage.etcd_http``), failing over between
-  the listed members.
+* **Client**: etcd's JSON gateway over HTTP/1.1 keep-alive (``storage.etcd_client``), failing over between
+  the listed members; optionally TLS (client certificates) and etcd user/password authentication.
 * **Keys**: everything lies under the store's ``prefix``; a strongroom key ``k`` is stored at
   ``prefix + "d" + k``, so etcd's byte order is the protocol's order (``storage.etcd_txn.Keyspace``).
 * **Snapshots**: a transaction's first read is linearizable and pins the revision ``R`` of its answer;
@@ -31,8 +31,9 @@ Design (docs/storage/etcd.md):
   every ``timeout`` seconds), so they expire. A transaction that read ranges must therefore commit within
   ``max_age`` (40 s by default) of its first read, or it gets ``TransactionConflict``.
 * **Retry safety**: a request whose member failed may have been applied. Each commit therefore puts a
-  unique marker key and compares that the marker does not exist yet; its failure branch reads the marker. Re-sending the same commit to another member can thus
-  never apply it twice, and a failed compare that finds the marker means an earlier attempt committed.
+  unique marker key and compares that the marker does not exist yet; its failure branch reads the
+  marker. Re-sending the same commit to another member can thus never apply it twice, and a failed
+  compare that finds the marker means an earlier attempt committed.
 * **Limits**: etcd refuses requests over ``--max-request-bytes`` (1.5 MiB) and txns over
   ``--max-txn-ops`` (128); ``limits`` reserve room for the store's own keys, compares and marker, and the
   exact encoded size is checked before sending: too large raises ``RecordTooLarge``.
@@ -101,7 +102,7 @@ class EtcdTransaction(BufferedTransaction):
                 self._started = asyncio.get_running_loop().time()
                 answer, _ = await client.call("/v3/kv/range", b"{%s}" % fields)
                 self._revision = int(answer["header"]["revision"])
-                return dict(answer)
+                return answer  # type: ignore[no-any-return]
             try:
                 # The member that pinned the revision has applied it: no consensus round needed.
                 body = b'{%s,"revision":%d,"serializable":true}' % (fields, self._revision)
@@ -113,7 +114,7 @@ class EtcdTransaction(BufferedTransaction):
                 answer, _ = await client.call(
                     "/v3/kv/range", b'{%s,"revision":%d}' % (fields, self._revision)
                 )
-            return dict(answer)
+            return answer  # type: ignore[no-any-return]
         except EtcdError as exc:
             raise storage_error(exc) from None
         except (KeyError, TypeError, ValueError):
@@ -357,7 +358,7 @@ class EtcdStore:
         intervals: list[tuple[bytes, bytes]],
         revision: int,
     ) -> None:
-        """Send the commit (JSON lists without brackets) until it is decided; ``TransactionConflict`` if it loses.
+        """Send the commit (JSON lists without brackets) until decided; ``TransactionConflict`` if it lost.
 
         ``checked``: every tombstone up to this revision is known not to overlap ``intervals``.
         """

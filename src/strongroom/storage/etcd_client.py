@@ -45,6 +45,7 @@ _INVALID_ARGUMENT = 3
 _OUT_OF_RANGE = 11
 _UNAUTHENTICATED = 16
 _LOGIN = "/v3/auth/authenticate"
+_SWEEP = 0.05  # seconds between checks for requests past their deadline
 
 
 class EtcdError(Exception):
@@ -122,6 +123,8 @@ class EtcdClient:
         self._credentials = credentials
         self._token = b""
         self._login: asyncio.Future[bytes] | None = None
+        self._inflight: dict[HttpConnection, float] = {}  # connection -> deadline of its request
+        self._sweeper: asyncio.TimerHandle | None = None
 
     @property
     def current(self) -> int:
@@ -221,26 +224,27 @@ class EtcdClient:
         conn: HttpConnection | None = None
         sent = False
         idle = self._idle[index]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(remaining, self.attempt_timeout)
         try:
-            async with asyncio.timeout(min(remaining, self.attempt_timeout)):
-                while idle:
-                    candidate = idle.pop()
-                    if not candidate.closed:
-                        conn = candidate
-                        break
-                fresh = conn is None
-                if conn is None:
-                    conn = await self._connect(index)
-                try:
-                    sent = True
-                    status, answer = await conn.request(request)
-                except ConnectionError:
-                    if fresh:
-                        raise
-                    # A kept connection the member had already closed: try once on a new one.
-                    conn.close()
-                    conn = await self._connect(index)
-                    status, answer = await conn.request(request)
+            while idle:
+                candidate = idle.pop()
+                if not candidate.closed:
+                    conn = candidate
+                    break
+            fresh = conn is None
+            if conn is None:
+                conn = await self._connect(index, deadline)
+            try:
+                sent = True
+                status, answer = await self._exchange(conn, request, deadline)
+            except ConnectionError:
+                if fresh:
+                    raise
+                # A kept connection the member had already closed: try once on a new one.
+                conn.close()
+                conn = await self._connect(index, deadline)
+                status, answer = await self._exchange(conn, request, deadline)
         except TimeoutError:
             if conn is not None:
                 conn.close()
@@ -260,11 +264,39 @@ class EtcdClient:
             conn.close()
         return status, answer, sent
 
-    async def _connect(self, index: int) -> HttpConnection:
+    async def _exchange(self, conn: HttpConnection, request: bytes, deadline: float) -> tuple[int, bytes]:
+        """Send ``request`` on ``conn`` and wait for the answer, failing with ``TimeoutError`` by
+        ``deadline`` (give or take :data:`_SWEEP` seconds).
+
+        Why not ``asyncio.timeout``: each arms and disarms a timer, which measured here cost 20-30 us of
+        CPU per request under uvloop, a third of the request. One sweep timer serves all requests instead.
+        """
+        waiter = conn.request(request)
+        self._inflight[conn] = deadline
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().call_later(_SWEEP, self._sweep)
+        try:
+            return await waiter
+        finally:
+            self._inflight.pop(conn, None)
+
+    def _sweep(self) -> None:
+        """Fail the requests whose deadline passed; run again while requests are in flight."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for conn, deadline in list(self._inflight.items()):
+            if deadline <= now:
+                del self._inflight[conn]
+                conn.abort(TimeoutError())
+        self._sweeper = loop.call_later(_SWEEP, self._sweep) if self._inflight else None
+
+    async def _connect(self, index: int, deadline: float) -> HttpConnection:
         host, port = self.endpoints[index]
-        _, conn = await asyncio.get_running_loop().create_connection(
-            HttpConnection, host, port, ssl=self._ssl, server_hostname=host if self._ssl else None
-        )
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout_at(deadline):  # rare: connections are kept
+            _, conn = await loop.create_connection(
+                HttpConnection, host, port, ssl=self._ssl, server_hostname=host if self._ssl else None
+            )
         return conn
 
     async def _authenticate(self, deadline: float) -> bytes:
@@ -295,6 +327,9 @@ class EtcdClient:
     async def close(self) -> None:
         """Close every kept connection; later calls raise ``StorageUnavailable``."""
         self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for idle in self._idle:
             while idle:
                 idle.pop().close()

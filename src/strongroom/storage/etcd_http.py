@@ -72,6 +72,11 @@ class HttpConnection(asyncio.Protocol):
         self.transport.write(data)
         return waiter
 
+    def abort(self, exc: Exception) -> None:
+        """Fail the pending request with ``exc`` and close the connection."""
+        self._fail(exc)
+        self.close()
+
     def close(self) -> None:
         """Close the connection (idempotent)."""
         self.closed = True
