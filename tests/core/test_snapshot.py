@@ -224,9 +224,11 @@ async def test_save_restore_round_trip_and_interrupted_restore(tmp_path: Path) -
         await assert_not_servable(target, vault.keys[:2])
         # re-run: completes, contents equal the snapshot, the secrets read back after unseal
         sealed: list[bool] = []
-        after = await snapshot.restore_verified(
-            target, io.BytesIO(data), verified, before_write=lambda: sealed.append(True)
-        )
+
+        async def seal() -> None:
+            sealed.append(True)
+
+        after = await snapshot.restore_verified(target, io.BytesIO(data), verified, before_write=seal)
         assert sealed == [True]
         assert after == verified.summary
         assert await dump(target) == await dump(source)

@@ -25,9 +25,9 @@ snapshot with the root key of the snapshot's own keyring, rebuilt from unseal ke
 from __future__ import annotations
 
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import IO, Any, BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 import orjson
 
@@ -240,7 +240,7 @@ async def restore_verified(
     src: BinaryIO,
     verified: VerifiedSnapshot,
     *,
-    before_write: Callable[[], None] = lambda: None,
+    before_write: Callable[[], Awaitable[None]] | None = None,
     chunk_ops: int = CHUNK_OPS,
     retry_delay: float = 0.5,
 ) -> Summary:
@@ -259,7 +259,8 @@ async def restore_verified(
     marker = new_marker(
         "restore", snapshot=verified.header.snapshot_id.hex(), cluster_id=verified.header.cluster_id
     )
-    before_write()
+    if before_write is not None:
+        await before_write()
     src.seek(0)
     writer = ContentWriter(store, marker, chunk_ops=chunk_ops, retry_delay=retry_delay)
     await writer.write(write_order(verified.first, _pairs(src, store.limits), verified.last))
@@ -279,9 +280,9 @@ async def restore_stream(
     kek: SecretBytes,
     cluster_id: str,
     force: bool,
-    seal: Callable[[], None],
+    seal: Callable[[], Awaitable[None]],
 ) -> AsyncIterator[bytes]:
-    """Spool ``body``, verify it, seal via ``seal``, restore; yields one empty chunk when done.
+    """Spool ``body``, verify it, seal the node (``await seal()``), restore; yields one empty chunk at the end.
 
     Everything happens before the single (empty) chunk, so the API sends its status only afterwards and
     every failure is an error response.
@@ -343,12 +344,6 @@ def kek_from_root_key(keyring: bytes, root_key: SecretBytes) -> SecretBytes:
         return Keyring.open(root_key, ROOT_KEYRING_KEY, keyring).kek
     except DecryptionFailed:
         raise InvalidShare("the unseal keys do not open the snapshot's keyring") from None
-
-
-def iter_file(src: IO[bytes]) -> Iterator[bytes]:
-    """Chunks of ``src`` until its end."""
-    while chunk := src.read(CHUNK):
-        yield chunk
 
 
 def describe(verified: VerifiedSnapshot) -> dict[str, Any]:

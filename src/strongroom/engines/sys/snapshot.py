@@ -50,13 +50,19 @@ async def _restore(ctx: Context, req: Request, f: RestoreFields, *, force: bool)
     if not isinstance(body, AsyncIterator):
         raise InvalidRequest("the request body must be a snapshot file")
     vault = ctx.node.vault(req.namespace)
+
+    async def seal() -> None:
+        # This process forgets the keys now; any other node or worker seals itself at its next request,
+        # when it finds no keyring (the restore clears the store first and writes keyrings last).
+        vault.seal()
+
     stream = snapshot.restore_stream(
         ctx.node.store,
         body,
         kek=ctx.keys.keyring.kek,
         cluster_id=await snapshot.current_cluster_id(ctx.tx),
         force=force,
-        seal=vault.seal,
+        seal=seal,
     )
     return Response.raw(stream, 204)
 
