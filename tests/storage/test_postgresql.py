@@ -1,14 +1,11 @@
-"""PostgreSQL-specific behaviour: URL options and credentials, schema versioning, several stores on one
-schema, pool bounds, timeouts, a server that is down, and reconnection after ``pg_terminate_backend``.
-
-Every test that touches the server uses its own random schema and drops it (``factory_postgresql``).
-"""
+"""PostgreSQL-specific behaviour: options and credentials, schema versioning, several stores on one schema,
+pool bounds, timeouts, a server that is down, reconnection after ``pg_terminate_backend``, privileges.
+Every test that touches the server uses its own random schema and drops it (``factory_postgresql``)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+import strongroom.storage.postgresql as module
 from strongroom.errors import (
     InvalidRequest,
     RecordTooLarge,
@@ -27,7 +25,9 @@ from strongroom.storage.base import Transaction, transactional
 from strongroom.storage.postgresql import MAX_KEY_BYTES, PostgresStore
 from strongroom.storage.postgresql_config import PASSWORD_ENV, parse_url
 from strongroom.storage.url import open_store
-from tests.conformance.factory_postgresql import admin, config, drop_schema, new_schema, require_server
+from tests.conformance.factory_postgresql import URL, admin, config, drop_schema, new_schema, require_server
+from tests.conformance.suite import put
+from tests.support.server import free_port
 
 # -- URL and options (no server needed) -------------------------------------------------------------------
 
@@ -98,12 +98,14 @@ def test_passfile_must_be_private(tmp_path: Path) -> None:
     assert cfg.password is None
 
 
-async def test_open_store_connects_lazily() -> None:
-    # Opening never connects (nothing listens on port 1).
+async def test_open_store_connects_lazily(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Opening never connects (nothing listens on port 1); the password comes from the environment.
+    monkeypatch.setenv(PASSWORD_ENV, "not-in-the-url")
     for scheme in ("postgresql", "postgres"):
         store = open_store(f"{scheme}://nobody@127.0.0.1:1/none?connect_timeout=0.2")
         assert isinstance(store, PostgresStore)
         assert store.kind == "postgresql"
+        assert store.config.password == "not-in-the-url"
         await store.close()
 
 
@@ -120,12 +122,6 @@ async def schema() -> AsyncIterator[str]:
 
 def make(schema: str, **options: str) -> PostgresStore:
     return PostgresStore(config(schema, application_name=schema, **options))
-
-
-async def put(store: PostgresStore, items: dict[bytes, bytes]) -> None:
-    async with store.transaction() as tx:
-        for k, v in items.items():
-            tx.set(k, v)
 
 
 async def test_schema_is_created_and_versioned(schema: str) -> None:
@@ -241,13 +237,6 @@ async def test_statement_timeout_is_unavailable_then_recovers(schema: str) -> No
         await store.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
 async def test_server_down_is_unavailable() -> None:
     async def attempt(store: PostgresStore) -> None:
         try:
@@ -257,7 +246,7 @@ async def test_server_down_is_unavailable() -> None:
             await store.close()
 
     # Nothing listens: refused at once.
-    refused = open_store(f"postgresql://postgres@127.0.0.1:{_free_port()}/test?connect_timeout=1")
+    refused = open_store(f"postgresql://postgres@127.0.0.1:{free_port()}/test?connect_timeout=1")
     assert isinstance(refused, PostgresStore)
     with pytest.raises(StorageUnavailable, match="connect"):
         await asyncio.wait_for(attempt(refused), 30)
@@ -375,24 +364,9 @@ async def test_concurrent_inserts_into_one_index_page_do_not_conflict(schema: st
         await store.close()
 
 
-async def test_password_comes_from_the_environment(schema: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The test server trusts local connections, so this only shows that the variable is read and the
-    # store still works with it set; the URL never carries it.
-    monkeypatch.setenv(PASSWORD_ENV, "not-in-the-url")
-    store = open_store(f"{os.environ.get('STRONGROOM_TEST_PG_URL', config(schema).dsn)}?schema={schema}")
-    assert isinstance(store, PostgresStore)
-    assert store.config.password == "not-in-the-url"
-    try:
-        await put(store, {b"k": b"v"})
-    finally:
-        await store.close()
-
-
 async def test_exclusive_commit_run(schema: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # Every commit takes the path otherwise used only after serialization failures: arguments as SQL
     # literals in one multi-statement query. Same results, same conflict detection.
-    import strongroom.storage.postgresql as module
-
     monkeypatch.setattr(module, "_OPTIMISTIC_ATTEMPTS", 0)
     store = make(schema)
     tricky = bytes(range(256)) + b"'\\\"$$;--"
@@ -439,3 +413,37 @@ async def test_longest_key(schema: str) -> None:
                 tx.set(longest + b"x", b"v")
     finally:
         await store.close()
+
+
+async def test_least_privilege_role(schema: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The grants docs/storage/postgresql.md lists are enough once the schema exists.
+    owner = make(schema)
+    await put(owner, {b"k": b"v"})
+    await owner.close()
+    role = f"{schema}_role"
+    conn = await admin()
+    try:
+        await conn.execute(f'CREATE ROLE "{role}" LOGIN')
+        await conn.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
+        await conn.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON "{schema}".kv TO "{role}"')
+        await conn.execute(f'GRANT SELECT ON "{schema}".schema_version TO "{role}"')
+        await conn.execute(f'GRANT UPDATE ON "{schema}".commit_lock TO "{role}"')
+        parts = urlsplit(URL)
+        url = parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port or 5432}")
+        store = PostgresStore(parse_url(url, {"schema": schema}))
+        try:
+            async with store.transaction() as tx:
+                assert await tx.get(b"k") == b"v"
+                assert await tx.range(b"", b"\xff") == [(b"k", b"v")]
+                tx.set(b"k2", b"v2")
+                tx.clear_range(b"a", b"b")
+            monkeypatch.setattr(module, "_OPTIMISTIC_ATTEMPTS", 0)  # the exclusive commit too
+            async with store.transaction() as tx:
+                assert await tx.get(b"k2") == b"v2"
+                tx.clear(b"k2")
+        finally:
+            await store.close()
+    finally:
+        await conn.execute(f'DROP OWNED BY "{role}"')
+        await conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+        await conn.close()

@@ -305,7 +305,8 @@ class PostgresStore:
         # Checked first: CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege even when it exists.
         if await conn.fetchval(sql.schema_exists, sql.schema, timeout=timeout) is None:
             await conn.execute(sql.create_schema, timeout=timeout)
-        await conn.execute(sql.create_version, timeout=timeout)
+        if not await conn.fetchval(sql.version_exists, sql.version_table, timeout=timeout):
+            await conn.execute(sql.create_version, timeout=timeout)
         version = await conn.fetchval(sql.read_version, timeout=timeout)
         if version is None:
             for statement in sql.create_objects:

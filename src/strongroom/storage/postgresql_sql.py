@@ -127,7 +127,11 @@ class Statements:
         self.create_schema = f"CREATE SCHEMA {s}"
         # Serializes concurrent set-ups of the same schema (several workers starting at once).
         self.setup_lock = "SELECT pg_advisory_xact_lock(hashtext('strongroom schema ' || $1))"
-        self.create_version = f"CREATE TABLE IF NOT EXISTS {s}.schema_version (version integer NOT NULL)"
+        # Checked before creating: CREATE ... IF NOT EXISTS needs the CREATE privilege even when the
+        # object exists, and a least-privilege role has none once the schema is set up.
+        self.version_exists = "SELECT to_regclass($1) IS NOT NULL"
+        self.version_table = f"{s}.schema_version"
+        self.create_version = f"CREATE TABLE {s}.schema_version (version integer NOT NULL)"
         self.read_version = f"SELECT max(version) FROM {s}.schema_version"  # noqa: S608
         self.create_objects = [
             # fillfactor 90 leaves room on each page for HOT updates (a rewritten record then needs no
