@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import sys
 
-from strongroom.cli import server
+from strongroom.cli import platform, server
 from strongroom.cli.app import run
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``strongroom`` console script."""
-    return run(argv, extra=[server.register])
+    return run(argv, extra=[server.register, platform.register])
 
 
 if __name__ == "__main__":

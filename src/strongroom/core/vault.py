@@ -76,6 +76,11 @@ def encode_shares(shares: list[bytes], pgp_keys: tuple[str, ...]) -> tuple[list[
     return [s.hex() for s in shares], [base64.b64encode(s).decode() for s in shares]
 
 
+def new_cluster_info() -> dict[str, str]:
+    """Return a fresh ``cluster_name`` and ``cluster_id`` for a namespace being initialised."""
+    return {"cluster_name": "strongroom-cluster-" + random_uuid()[:8], "cluster_id": random_uuid()}
+
+
 class Vault:
     """The seal state of one namespace on this node."""
 
@@ -156,16 +161,10 @@ class Vault:
             secret_threshold=request.secret_threshold,
             pgp_fingerprints=fingerprints,
         )
-        cluster = {"cluster_name": "strongroom-cluster-" + random_uuid()[:8], "cluster_id": random_uuid()}
+        cluster = new_cluster_info()
 
         async def init(tx: Transaction) -> str:
-            await check_layout(tx)
-            if await tx.get(self.space.key("seal")) is not None:
-                raise AlreadyInitialized()
-            keyring = Keyring.generate(self.clock.now())
-            keys = NamespaceKeys.build(self.ns_id, self.path, root_key, keyring)
-            tx.set(self.space.key("seal"), orjson.dumps({**config.to_json(), **cluster}))
-            tx.set(self.keyring_key, keyring.seal(root_key, self.keyring_key))
+            keys = await self.write_new_seal(tx, root_key, config, cluster)
             return await setup(tx, keys)
 
         root_token = await transactional(self.store, init)
@@ -173,6 +172,26 @@ class Vault:
         if token_key is not None:
             root_token = base64.b64encode(pgp.encrypt(root_token.encode(), token_key)).decode()
         return InitResult(keys=keys_hex, keys_base64=keys_b64, root_token=root_token)
+
+    async def write_new_seal(
+        self, tx: Transaction, root_key: SecretBytes, config: SealConfig, cluster: dict[str, str]
+    ) -> NamespaceKeys:
+        """In ``tx``: write the seal configuration and a new keyring sealed by ``root_key``; return its keys.
+
+        The shared first step of ``sys/init`` and the offline platform ceremony (core/platform.py). The
+        vault stays sealed: nothing is installed in memory.
+
+        Raises:
+            AlreadyInitialized: the namespace already has a seal configuration.
+            StorageError: the layout version record refuses this store.
+        """
+        await check_layout(tx)
+        if await tx.get(self.space.key("seal")) is not None:
+            raise AlreadyInitialized()
+        keyring = Keyring.generate(self.clock.now())
+        tx.set(self.space.key("seal"), orjson.dumps({**config.to_json(), **cluster}))
+        tx.set(self.keyring_key, keyring.seal(root_key, self.keyring_key))
+        return NamespaceKeys.build(self.ns_id, self.path, root_key, keyring)
 
     async def cluster_info(self) -> dict[str, str]:
         """Return ``cluster_name`` and ``cluster_id`` (empty strings before init).

@@ -8,6 +8,7 @@ they reveal nothing about the key. Give each use its own key (derive one per pur
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from typing import Final, NoReturn
 
@@ -17,7 +18,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from strongroom.crypto.secret import SecretBytes
 from strongroom.errors import InvalidRequest
 
-__all__ = ["BLIND_INDEX_SIZE", "BlindIndexer", "TokenHasher", "hkdf_sha256", "hmac_sha256"]
+__all__ = ["BLIND_INDEX_SIZE", "BlindIndexer", "TokenHasher", "hkdf_sha256", "hmac_sha256", "sha256"]
 
 BLIND_INDEX_SIZE: Final = 16
 _HKDF_MAX_LENGTH: Final = 255 * 32  # RFC 5869: L <= 255 * HashLen
@@ -41,6 +42,11 @@ def hmac_sha256(key: SecretBytes, data: bytes) -> bytes:
     """Return the 32-byte HMAC-SHA256 (RFC 2104) of ``data`` under ``key``."""
     # hmac.digest is OpenSSL's one-shot HMAC: about half the cost of building an hmac object per call.
     return hmac.digest(key.reveal(), data, "sha256")
+
+
+def sha256(data: bytes) -> bytes:
+    """Return the 32-byte SHA-256 of ``data`` (unkeyed: for fingerprints of public data, never of secrets)."""
+    return hashlib.sha256(data).digest()
 
 
 class _KeyedHash:

@@ -23,7 +23,7 @@ import pysequoia
 
 from strongroom.errors import CryptoError, InvalidRequest
 
-__all__ = ["PgpPublicKey", "encrypt", "encrypt_shares", "parse_public_key"]
+__all__ = ["PgpPublicKey", "encrypt", "encrypt_armored", "encrypt_shares", "parse_public_key"]
 
 _ARMOR_BEGIN: Final = "-----BEGIN PGP "
 _PUBLIC_KEY_PACKET: Final = 6
@@ -161,6 +161,23 @@ def encrypt(data: bytes, key: PgpPublicKey) -> bytes:
         message: bytes = pysequoia.encrypt(data, recipients=[key._cert], armor=False)
     except (RuntimeError, ValueError):
         raise CryptoError(f"PGP encryption to key {key.fingerprint} failed") from None
+    return message
+
+
+def encrypt_armored(data: bytes, keys: Sequence[PgpPublicKey]) -> bytes:
+    """Encrypt ``data`` in ONE ASCII-armored OpenPGP message that each of ``keys`` can decrypt alone.
+
+    For files handed to people (the offline platform ceremony): ``gpg --decrypt FILE`` prints ``data``.
+    Raises ``ValueError`` for an empty ``keys`` and ``CryptoError`` if encryption fails (see
+    :func:`encrypt`).
+    """
+    if not keys:
+        raise ValueError("encrypt_armored needs at least one recipient")
+    try:
+        message: bytes = pysequoia.encrypt(data, recipients=[key._cert for key in keys], armor=True)
+    except (RuntimeError, ValueError):
+        names = ", ".join(key.fingerprint for key in keys)
+        raise CryptoError(f"PGP encryption to key(s) {names} failed") from None
     return message
 
 

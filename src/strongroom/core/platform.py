@@ -1,0 +1,434 @@
+"""The offline platform ceremony: create, or recover from an archive, the platform's root key, no server.
+
+The platform is the root namespace. :func:`initialize_platform` is ``strongroom platform init``: it creates
+the 32-byte root key (an XChaCha20-Poly1305 key, like every root key), splits it k-of-n with Vault's Shamir
+scheme, encrypts each share's hex text to one custodian's OpenPGP key (``gpg --decrypt FILE`` prints exactly
+what ``vault``/``bao``/``strongroom operator unseal`` accept), optionally archives the whole key for a set of
+PGP keys, and then writes, in ONE storage transaction, the seal configuration, the first keyring term, the
+IAM signing key and the records ``setup`` adds (mount table, default policy). It creates no root token: the
+platform operator gets one with the generate-root ceremony. :func:`recover_platform` is ``strongroom platform
+recover``: with the archived key it re-seals the keyring under a NEW root key with new shares, in one
+transaction, so a leaked (or lost) share set stops working and the old and new sets never combine.
+
+Order, and what it guarantees:
+
+1. the request is checked and the store is read: an initialised store (init) or an uninitialised one, a
+   foreign or stale archive (recover) is refused before anything is generated or written;
+2. the new key, shares and files are made in memory; the files are ciphertext only;
+3. the :class:`Publisher` stores the files durably (the CLI: a new directory);
+4. the storage transaction commits. If it fails, the publisher removes the files again.
+
+So storage never holds a root key whose shares were not written out (which would lose the platform), and
+a failed ceremony leaves no usable share behind. The root key exists only in memory, in ``SecretBytes``
+objects dropped when the call returns; CPython cannot zero them (see :mod:`strongroom.crypto.secret`).
+
+The verification digest is SHA-256 of :attr:`CeremonyResult.manifest`, a text of public facts only (see
+``docs/operations/platform-ceremony.md``): ``sha256sum`` of the manifest file reproduces it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+import orjson
+
+from strongroom.barrier.keyring import Keyring
+from strongroom.clock import Clock
+from strongroom.core.namespace import NamespaceKeys
+from strongroom.core.rekey import BACKUP_RECORD
+from strongroom.core.seal import SealConfig
+from strongroom.core.vault import Vault, new_cluster_info
+from strongroom.crypto import pgp
+from strongroom.crypto.aead import KEY_SIZE, generate_key
+from strongroom.crypto.kdf import sha256
+from strongroom.crypto.random import random_bytes, random_uuid
+from strongroom.crypto.secret import SecretBytes
+from strongroom.crypto.shamir import split_key, validate_seal_config
+from strongroom.errors import AlreadyInitialized, DecryptionFailed, InvalidRequest, NotInitialized
+from strongroom.storage.base import Store, Transaction, transactional
+
+__all__ = [
+    "ARCHIVE_FORMAT", "IAM_SIGNING_KEY", "MANIFEST_HEADER", "ArchiveMode", "ArchivedKey", "CeremonyFile",
+    "CeremonyRequest", "CeremonyResult", "PlatformSetup", "Publisher", "initialize_platform", "parse_archive",
+    "recover_platform",
+]
+
+ARCHIVE_FORMAT = "strongroom-platform-archive/1"
+"""``format`` of the decrypted archive (JSON: ``format``, ``cluster_id``, ``root_key`` as hex)."""
+MANIFEST_HEADER = "strongroom platform ceremony manifest v1"
+IAM_SIGNING_KEY = ("iam", "signing-key")
+"""Key of the IAM signing key inside the root namespace's ``sys`` area: a barrier record holding the raw
+32-byte Ed25519 private key (docs/spec/storage-layout.md)."""
+IAM_SIGNING_KEY_BYTES = 32
+ARCHIVE_FILE = "root-key-archive.asc"
+MAX_ARCHIVE_BYTES = 64 * 1024
+
+PlatformSetup = Callable[[Transaction, NamespaceKeys], Awaitable[None]]
+"""Writes the platform's initial records (mount table, default policy) in the init transaction."""
+
+
+class ArchiveMode(StrEnum):
+    """Who can open the archive copy of the whole root key."""
+
+    ALL = "all"
+    """Nested encryption, one layer per key: every listed key is needed, in the listed order."""
+    ANY = "any"
+    """One message to every listed key: each holder ALONE has the whole key (bypasses the threshold)."""
+
+
+@dataclass(frozen=True)
+class CeremonyRequest:
+    """What the operator asks for. PGP keys are armored blocks or base64 of binary keys."""
+
+    secret_shares: int
+    secret_threshold: int
+    pgp_keys: tuple[str, ...]
+    archive_keys: tuple[str, ...] = ()
+    archive_mode: ArchiveMode | None = None
+
+
+@dataclass(frozen=True)
+class CeremonyFile:
+    """One output file: an ASCII-armored OpenPGP message (ciphertext only).
+
+    ``fingerprints``: the custodian of a share; for the archive, its recipients (mode ``all``: in the order
+    they decrypt, outermost layer first).
+    """
+
+    name: str
+    content: bytes
+    kind: str
+    fingerprints: tuple[str, ...]
+
+    def __repr__(self) -> str:
+        return f"CeremonyFile(name={self.name!r}, kind={self.kind!r}, fingerprints={self.fingerprints!r})"
+
+    @property
+    def sha256(self) -> str:
+        """Lowercase hex SHA-256 of the file, as ``sha256sum`` prints it."""
+        return sha256(self.content).hex()
+
+
+@dataclass(frozen=True)
+class CeremonyResult:
+    """What a ceremony produced; every field is public (the files hold ciphertext only)."""
+
+    operation: str
+    ceremony_id: str
+    cluster_id: str
+    cluster_name: str
+    config: SealConfig
+    files: tuple[CeremonyFile, ...]
+    archive_mode: ArchiveMode | None
+    manifest: str
+
+    @property
+    def digest(self) -> str:
+        """The verification digest: lowercase hex SHA-256 of :attr:`manifest` (UTF-8)."""
+        return sha256(self.manifest.encode()).hex()
+
+    @property
+    def shares(self) -> tuple[CeremonyFile, ...]:
+        """The custodians' files, share 1 first."""
+        return tuple(f for f in self.files if f.kind == "share")
+
+    @property
+    def archive(self) -> CeremonyFile | None:
+        """The archive file, if one was asked for."""
+        return next((f for f in self.files if f.kind == "archive"), None)
+
+    @property
+    def archive_bypasses_threshold(self) -> bool:
+        """Whether one person can open the archive alone (mode ``any``, or a single archive key)."""
+        archive = self.archive
+        return archive is not None and (self.archive_mode is ArchiveMode.ANY or len(archive.fingerprints) == 1)
+
+
+class Publisher(Protocol):
+    """Stores the ceremony's files before the storage commit, and removes them if the commit fails."""
+
+    async def stage(self, files: Sequence[CeremonyFile]) -> None:
+        """Store every file durably, or raise (then nothing is committed)."""
+        ...
+
+    async def discard(self) -> None:
+        """Remove whatever :meth:`stage` stored (the commit failed)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ArchivedKey:
+    """A decrypted archive: the platform root key and the cluster it belongs to."""
+
+    cluster_id: str
+    root_key: SecretBytes
+
+    def __repr__(self) -> str:
+        return f"ArchivedKey(cluster_id={self.cluster_id!r})"
+
+
+@dataclass(frozen=True)
+class _Keys:
+    custodians: tuple[pgp.PgpPublicKey, ...]
+    archive: tuple[pgp.PgpPublicKey, ...]
+    mode: ArchiveMode | None
+
+
+def _check_request(request: CeremonyRequest) -> _Keys:
+    """Validate share counts and parse every PGP key, before any key is generated.
+
+    Raises:
+        InvalidRequest: bad counts, a missing, duplicate or unusable key, or inconsistent archive options.
+    """
+    if not request.pgp_keys:
+        raise InvalidRequest(
+            "one custodian PGP key per share is required: the platform ceremony never writes shares in clear"
+        )
+    validate_seal_config(request.secret_shares, request.secret_threshold, pgp_key_count=len(request.pgp_keys))
+    custodians = tuple(pgp.parse_public_key(k) for k in request.pgp_keys)
+    _refuse_duplicates(custodians, "custodian PGP key", "one custodian would hold two shares")
+    if request.archive_keys and request.archive_mode is None:
+        raise InvalidRequest("archive keys need an explicit archive mode: all (every key needed) or any")
+    if request.archive_mode is not None and not request.archive_keys:
+        raise InvalidRequest("an archive mode was given without archive PGP keys")
+    archive = tuple(pgp.parse_public_key(k) for k in request.archive_keys)
+    _refuse_duplicates(archive, "archive PGP key", "the archive would need fewer people than listed")
+    return _Keys(custodians, archive, request.archive_mode if archive else None)
+
+
+def _config(request: CeremonyRequest, keys: _Keys) -> SealConfig:
+    fingerprints = tuple(k.fingerprint for k in keys.custodians)
+    return SealConfig("shamir", request.secret_shares, request.secret_threshold, fingerprints)
+
+
+def _refuse_duplicates(keys: tuple[pgp.PgpPublicKey, ...], what: str, why: str) -> None:
+    seen: set[str] = set()
+    for key in keys:
+        if key.fingerprint in seen:
+            raise InvalidRequest(f"{what} {key.fingerprint} is given twice: {why}")
+        seen.add(key.fingerprint)
+
+
+def _make_files(
+    root_key: SecretBytes, request: CeremonyRequest, keys: _Keys, cluster_id: str
+) -> list[CeremonyFile]:
+    """Split ``root_key`` and encrypt each share (and the archive) to its key(s)."""
+    shares = split_key(root_key, request.secret_shares, request.secret_threshold)
+    files = [
+        # As Vault's pgp_keys: the plaintext is the share's lowercase hex text, what unseal accepts.
+        CeremonyFile(
+            f"share-{i}-{key.fingerprint}.asc",
+            pgp.encrypt_armored(share.hex().encode("ascii"), [key]),
+            "share",
+            (key.fingerprint,),
+        )
+        for i, (share, key) in enumerate(zip(shares, keys.custodians, strict=True), start=1)
+    ]
+    if keys.archive:
+        files.append(_archive_file(root_key, cluster_id, keys))
+    return files
+
+
+def _archive_file(root_key: SecretBytes, cluster_id: str, keys: _Keys) -> CeremonyFile:
+    plaintext = orjson.dumps(
+        {"format": ARCHIVE_FORMAT, "cluster_id": cluster_id, "root_key": root_key.reveal().hex()}
+    ) + b"\n"
+    if keys.mode is ArchiveMode.ANY:
+        message = pgp.encrypt_armored(plaintext, list(keys.archive))
+    else:
+        # Innermost layer first, so the first listed key removes the outermost layer.
+        message = plaintext
+        for key in reversed(keys.archive):
+            message = pgp.encrypt_armored(message, [key])
+    return CeremonyFile(ARCHIVE_FILE, message, "archive", tuple(k.fingerprint for k in keys.archive))
+
+
+def parse_archive(data: bytes) -> ArchivedKey:
+    """Parse a DECRYPTED archive (what the last ``gpg --decrypt`` printed).
+
+    Raises:
+        InvalidRequest: still encrypted, too large, or not a strongroom platform archive. The message
+            never quotes the input.
+    """
+    if len(data) > MAX_ARCHIVE_BYTES:
+        raise InvalidRequest("the archive is too large to be a decrypted platform archive")
+    if data.lstrip().startswith(b"-----BEGIN PGP MESSAGE") or data[:1] in (b"\x84", b"\x85", b"\xc1"):
+        raise InvalidRequest(
+            "the archive is still PGP-encrypted: decrypt it with gpg first "
+            "(mode all: one layer per archive key holder, in the order of the manifest)"
+        )
+    try:
+        doc = orjson.loads(data)
+        if not isinstance(doc, dict) or doc.get("format") != ARCHIVE_FORMAT:
+            raise ValueError
+        cluster_id, key_hex = doc["cluster_id"], doc["root_key"]
+        if not isinstance(cluster_id, str) or not isinstance(key_hex, str):
+            raise ValueError
+        raw = bytes.fromhex(key_hex)
+    except (orjson.JSONDecodeError, KeyError, ValueError):
+        raise InvalidRequest(f"the archive is not a decrypted {ARCHIVE_FORMAT} document") from None
+    if len(raw) != KEY_SIZE:
+        raise InvalidRequest(f"the archived root key must be {KEY_SIZE} bytes")
+    return ArchivedKey(cluster_id, SecretBytes(raw, kind="root key"))
+
+
+def _result(
+    operation: str,
+    cluster: dict[str, str],
+    config: SealConfig,
+    keyring: Keyring,
+    keyring_blob: bytes,
+    files: Sequence[CeremonyFile],
+    mode: ArchiveMode | None,
+) -> CeremonyResult:
+    """Build the result and its manifest: the public facts the digest covers, one per line
+    (format: docs/operations/platform-ceremony.md)."""
+    ceremony_id = random_uuid()
+    lines = [
+        MANIFEST_HEADER,
+        f"operation: {operation}",
+        f"ceremony_id: {ceremony_id}",
+        f"cluster_id: {cluster['cluster_id']}",
+        f"cluster_name: {cluster['cluster_name']}",
+        f"seal_type: {config.type}",
+        f"secret_shares: {config.secret_shares}",
+        f"secret_threshold: {config.secret_threshold}",
+        f"keyring_generation: {keyring.generation}",
+        f"keyring_terms: {','.join(str(t.number) for t in keyring.terms)}",
+        # The sealed keyring is ciphertext that storage holds anyway: its hash reveals nothing.
+        f"keyring_record_sha256: {sha256(keyring_blob).hex()}",
+    ]
+    shares = [f for f in files if f.kind == "share"]
+    lines += [f"share {i}: {f.fingerprints[0]} {f.name} sha256:{f.sha256}" for i, f in enumerate(shares, 1)]
+    lines.append(f"archive_mode: {mode.value if mode else 'none'}")
+    for archive in (f for f in files if f.kind == "archive"):
+        label = "archive_layer" if mode is ArchiveMode.ALL else "archive_recipient"
+        lines += [f"{label} {i}: {fpr}" for i, fpr in enumerate(archive.fingerprints, 1)]
+        lines.append(f"archive: {archive.name} sha256:{archive.sha256}")
+    manifest = "\n".join(lines) + "\n"
+    return CeremonyResult(
+        operation, ceremony_id, cluster["cluster_id"], cluster["cluster_name"], config, tuple(files), mode, manifest
+    )
+
+
+async def _publish_and_commit(
+    publisher: Publisher, files: Sequence[CeremonyFile], commit: Callable[[], Awaitable[Any]]
+) -> Any:
+    await publisher.stage(files)
+    try:
+        return await commit()
+    except BaseException:
+        # Shares of a key that storage does not hold are useless, and could be confused with real ones.
+        await publisher.discard()
+        raise
+
+
+async def initialize_platform(
+    store: Store, clock: Clock, request: CeremonyRequest, *, setup: PlatformSetup, publisher: Publisher
+) -> CeremonyResult:
+    """Run the offline init ceremony on ``store`` (see the module docstring for the order of steps).
+
+    Raises:
+        InvalidRequest: bad counts or keys (nothing generated).
+        AlreadyInitialized: the store's platform is initialised (nothing written, nothing published).
+        CryptoError: PGP encryption failed. Anything ``publisher.stage`` raises (nothing committed).
+        StorageError: the store failed (the published files are discarded).
+    """
+    keys = _check_request(request)
+    vault = Vault(store, clock)
+    if await vault.seal_config() is not None:
+        raise _already_initialized()
+    root_key = generate_key()
+    cluster = new_cluster_info()
+    config = _config(request, keys)
+    files = _make_files(root_key, request, keys, cluster["cluster_id"])
+
+    async def init(tx: Transaction) -> tuple[Keyring, bytes]:
+        try:
+            new = await vault.write_new_seal(tx, root_key, config, cluster)
+        except AlreadyInitialized:
+            raise _already_initialized() from None
+        new.records(tx, "sys").put(IAM_SIGNING_KEY, random_bytes(IAM_SIGNING_KEY_BYTES))
+        await setup(tx, new)
+        blob = await tx.get(vault.keyring_key)
+        assert blob is not None  # written above; read-your-writes
+        return new.keyring, blob
+
+    keyring, blob = await _publish_and_commit(publisher, files, lambda: transactional(store, init))
+    return _result("init", cluster, config, keyring, blob, files, keys.mode)
+
+
+def _already_initialized() -> AlreadyInitialized:
+    return AlreadyInitialized(
+        "the storage is already initialised: platform init runs once per store "
+        "(replace the root key with `strongroom platform recover` or sys/rekey)"
+    )
+
+
+async def recover_platform(
+    store: Store, clock: Clock, archived: ArchivedKey, request: CeremonyRequest, *, publisher: Publisher
+) -> CeremonyResult:
+    """Open the platform with an archived root key and immediately replace that key (one transaction).
+
+    The keyring's terms are kept (every record stays readable); only its wrapping changes, with the seal
+    configuration (new shares, threshold and custodians) and the removal of any rekey backup of the old
+    shares. A node still unsealed with the old key seals itself at its next request (it can no longer open
+    the stored keyring) and is unsealed again with the new shares.
+
+    Raises:
+        InvalidRequest: bad counts or keys; the archive belongs to another cluster, or its key no longer
+            opens the keyring (the platform was rekeyed since the archive was made).
+        NotInitialized: the store holds no platform.
+        CryptoError, StorageError, publisher errors: as :func:`initialize_platform`.
+    """
+    keys = _check_request(request)
+    vault = Vault(store, clock)
+
+    async def read(tx: Transaction) -> tuple[bytes | None, bytes | None]:
+        return await tx.get(vault.space.key("seal")), await tx.get(vault.keyring_key)
+
+    seal_raw, blob = await transactional(store, read)
+    if seal_raw is None or blob is None:
+        raise NotInitialized("the storage is not initialised: there is no platform to recover")
+    doc = orjson.loads(seal_raw)
+    cluster = {"cluster_id": str(doc.get("cluster_id", "")), "cluster_name": str(doc.get("cluster_name", ""))}
+    if doc.get("type", "shamir") != "shamir":
+        raise InvalidRequest(f"platform recover needs a shamir seal; this store's seal is {doc.get('type')!r}")
+    if archived.cluster_id != cluster["cluster_id"]:
+        raise InvalidRequest(
+            f"the archive belongs to cluster {archived.cluster_id}, this store to {cluster['cluster_id']}"
+        )
+    _open(archived.root_key, vault, blob)
+    new_key = generate_key()
+    config = _config(request, keys)
+    files = _make_files(new_key, request, keys, cluster["cluster_id"])
+
+    async def rewrap(tx: Transaction) -> tuple[Keyring, bytes]:
+        stored = await tx.get(vault.keyring_key)
+        if stored is None:
+            raise NotInitialized("the storage is not initialised: there is no platform to recover")
+        # Read again inside the transaction: a rotation committed meanwhile is kept, and a rekey
+        # meanwhile makes the archived key fail here instead of being overwritten.
+        keyring = _open(archived.root_key, vault, stored)
+        sealed = keyring.seal(new_key, vault.keyring_key)
+        tx.set(vault.keyring_key, sealed)
+        await vault.update_config(tx, config)
+        # Shares kept by an earlier `sys/rekey -backup` are shares of the replaced key: drop them.
+        NamespaceKeys.build(vault.ns_id, vault.path, new_key, keyring).records(tx, "sys").clear(BACKUP_RECORD)
+        return keyring, sealed
+
+    keyring, sealed = await _publish_and_commit(publisher, files, lambda: transactional(store, rewrap))
+    return _result("recover", cluster, config, keyring, sealed, files, keys.mode)
+
+
+def _open(root_key: SecretBytes, vault: Vault, blob: bytes) -> Keyring:
+    try:
+        return Keyring.open(root_key, vault.keyring_key, blob)
+    except DecryptionFailed:
+        raise InvalidRequest(
+            "the archived root key does not open this store's keyring: the platform was rekeyed after the "
+            "archive was made (only the newest archive works)"
+        ) from None
