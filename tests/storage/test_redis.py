@@ -78,7 +78,7 @@ def test_module_does_not_shadow_the_redis_package() -> None:
 def test_open_url_options(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(PASSWORD_ENV, raising=False)
     store = open_store(
-        "redis://127.0.0.1:6390/3?prefix=app1:&timeout=0.5&snapshot_window=2&max_connections=4"
+        "redis://127.0.0.1:6390/3?prefix=app1:&timeout=0.5&snapshot_window=2"
     )
     assert isinstance(store, RedisStore)
     assert store.kind == "redis"

@@ -57,7 +57,7 @@ ACL_COMMANDS = (
 )  # fmt: skip
 """The Redis commands the backend sends or its scripts call: enough for a least-privilege ACL user."""
 
-_OPTIONS = ("prefix", "timeout", "max_connections", "snapshot_window")
+_OPTIONS = ("prefix", "timeout", "snapshot_window")
 # Keys whose history may be pruned per commit: more than a commit usually writes, so pruning keeps up
 # with the history commits create, in bounded time per commit.
 _PRUNE_PER_COMMIT = 128
@@ -162,14 +162,12 @@ class RedisStore:
         password: str | None = None,
         prefix: str = "strongroom:",
         timeout: float = 5.0,
-        max_connections: int = 32,
         snapshot_window: float = 5.0,
         limits: StoreLimits | None = None,
     ) -> None:
         """Prepare a store; connections open lazily, so an unreachable Redis fails the first operation.
 
-        ``timeout`` (seconds) bounds connecting, each reply and waiting for one of the
-        ``max_connections`` connections. ``snapshot_window`` (seconds) is how long history is kept, so
+        ``timeout`` (seconds) bounds connecting and each call (one script and its reply). ``snapshot_window`` (seconds) is how long history is kept, so
         how old a transaction's snapshot may get before its reads and commit conflict.
 
         Raises:
@@ -177,8 +175,8 @@ class RedisStore:
         """
         if not prefix:
             raise InvalidRequest("redis prefix must not be empty")
-        if timeout <= 0 or snapshot_window <= 0 or max_connections < 1:
-            raise InvalidRequest("redis timeout, snapshot_window and max_connections must be positive")
+        if timeout <= 0 or snapshot_window <= 0:
+            raise InvalidRequest("redis timeout and snapshot_window must be positive")
         self._limits = limits or StoreLimits()
         self._prefix = prefix
         self._window_ms = max(1, int(snapshot_window * 1000))
@@ -191,7 +189,6 @@ class RedisStore:
             password=password,
             prefix=prefix.encode(),
             timeout=timeout,
-            max_connections=max_connections,
         )
 
     @property
@@ -226,8 +223,8 @@ class RedisStore:
 
 
 def open_url(url: SplitResult, options: dict[str, str]) -> RedisStore:
-    """Open ``redis://[user@]host[:port][/db]`` with options ``prefix``, ``timeout``, ``max_connections``
-    and ``snapshot_window``; the password is read from ``STRONGROOM_REDIS_PASSWORD``.
+    """Open ``redis://[user@]host[:port][/db]`` with options ``prefix``, ``timeout`` and
+    ``snapshot_window``; the password is read from ``STRONGROOM_REDIS_PASSWORD``.
 
     Raises:
         InvalidRequest: a malformed URL, an unknown option or a bad option value.
@@ -245,9 +242,8 @@ def open_url(url: SplitResult, options: dict[str, str]) -> RedisStore:
     try:
         timeout = float(options.get("timeout", "5"))
         window = float(options.get("snapshot_window", "5"))
-        max_connections = int(options.get("max_connections", "32"))
     except ValueError as exc:
-        raise InvalidRequest("redis timeout, snapshot_window and max_connections must be numbers") from exc
+        raise InvalidRequest("redis timeout and snapshot_window must be numbers") from exc
     return RedisStore(
         url.hostname or "127.0.0.1",
         port,
@@ -256,7 +252,6 @@ def open_url(url: SplitResult, options: dict[str, str]) -> RedisStore:
         password=os.environ.get(PASSWORD_ENV) or None,
         prefix=options.get("prefix", "strongroom:"),
         timeout=timeout,
-        max_connections=max_connections,
         snapshot_window=window,
     )
 

@@ -1,20 +1,27 @@
-"""The Redis backend's connections: a small pool of redis-py connections that runs Lua scripts.
+"""The Redis backend's connections: redis-py connections that run the backend's Lua scripts.
+
+Up to two connections each carry one call at a time (cheapest while few calls run at once); beyond that,
+calls share one pipelined connection (:mod:`strongroom.storage.redis_pipe`), where a batch of concurrent
+calls costs one ``send``. There is no limit on concurrent calls: Redis queues them.
 
 Guarantees:
 
 * Every failure reaches the caller as a strongroom error, never as a raw driver exception:
-  :class:`StorageUnavailable` when Redis cannot be reached, times out (``timeout`` seconds, for
-  connecting, each reply and waiting for a free connection) or refuses the operation (out of memory,
-  loading, read-only replica, authentication), and :class:`StorageError` once the client is closed.
+  :class:`StorageUnavailable` when Redis cannot be reached, times out (``timeout`` seconds for the
+  whole call, connecting included) or refuses the operation (out of memory, loading, read-only replica,
+  credentials), and :class:`StorageError` once the client is closed.
 * A call whose connection was lost (Redis restarted, ``CLIENT KILL``, an idle connection cut by a
-  firewall) is retried once on a fresh connection: every script is safe to run twice (reads have no
-  effect and a commit carries a token that makes a second run a no-op). A timed-out call is not retried.
+  firewall) is retried once, on a connection opened after the loss was seen: connections belong to a
+  generation, and a loss retires its generation. Every script is safe to run twice (reads have no effect
+  and a commit carries a token that makes a second run a no-op). A timed-out call is not retried, and
+  a timeout closes the shared connection (it may be stuck).
 * Error messages carry Redis's own error text (``OOM command not allowed...``, ``BUSY``, ACL refusals),
   which never quotes a key or a value.
 
 Why not ``redis.asyncio.Redis``: its command layer and connection pool cost about twice the CPU per call
 (55 against 26 us at 32 concurrent callers, docs/dependencies.md "Redis client"), and the backend only
-ever sends ``EVALSHA``. The connections are still redis-py's (RESP parsing with hiredis, AUTH, SELECT).
+ever sends ``EVALSHA``. The connections are still redis-py's (connecting, AUTH, SELECT, RESP parsing
+with hiredis).
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from redis.asyncio.connection import Connection
@@ -31,6 +38,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from strongroom.errors import StorageError, StorageUnavailable
+from strongroom.storage.redis_pipe import Pipe, pack
 from strongroom.storage.redis_scripts import Script
 
 __all__ = ["RedisClient"]
@@ -38,6 +46,7 @@ __all__ = ["RedisClient"]
 _log = logging.getLogger(__name__)
 _LOST = (RedisConnectionError, ConnectionError, EOFError)
 _MIN_VERSION = (7, 0)
+_EXCLUSIVE = 2  # connections used by one call at a time before calls share the pipelined connection
 _warned: set[tuple[str, int, int]] = set()  # servers already warned about, once per process
 
 
@@ -54,7 +63,6 @@ class RedisClient:
         password: str | None,
         prefix: bytes,
         timeout: float,
-        max_connections: int,
     ) -> None:
         self._params: dict[str, Any] = {
             "host": host,
@@ -72,7 +80,14 @@ class RedisClient:
         self._prefix = prefix
         self._timeout = timeout
         self._idle: list[Connection] = []
-        self._slots = asyncio.Semaphore(max_connections)
+        self._exclusive = 0  # connections of one call at a time, idle or busy
+        # Connections belong to a generation; losing one starts a new generation, and connections of
+        # older ones are not used again (idle ones are closed at once, busy ones when their call ends).
+        # Idle connections are always of the current generation.
+        self._generation = 0
+        self._pipe: Pipe | None = None
+        self._pipe_generation = 0
+        self._opening: asyncio.Future[Pipe] | None = None
         self._closed = False
         self._checked = False
 
@@ -85,23 +100,14 @@ class RedisClient:
         """
         if self._closed:
             raise StorageError("storage is closed")
-        if self._slots.locked():
-            # All connections are busy: wait, but not forever.
-            try:
-                async with asyncio.timeout(self._timeout):
-                    await self._slots.acquire()
-            except TimeoutError:
-                raise StorageUnavailable("redis: no free connection within the timeout") from None
-        else:
-            await self._slots.acquire()
         try:
             try:
                 return await self._attempt(script, args)
             except _LOST as exc:
                 if isinstance(exc, AuthenticationError):  # redis-py makes it a ConnectionError
                     raise
-                # The connection was gone (and so, most likely, were the other idle ones): retry once.
-                await self._drop_idle()
+                # Retry once. _attempt moved to a new generation of connections: the retry runs on a
+                # connection opened after the failure was seen, not on one that died with it.
                 return await self._attempt(script, args)
         except AuthenticationError as exc:
             raise StorageUnavailable(
@@ -117,44 +123,102 @@ class RedisClient:
             raise StorageUnavailable(f"redis refused the operation ({_first_line(exc)})") from exc
         except RedisError as exc:
             raise StorageUnavailable(f"redis failed ({type(exc).__name__})") from exc
-        finally:
-            self._slots.release()
 
     async def _attempt(self, script: Script, args: Sequence[bytes | str | int]) -> Any:
         # One deadline for the whole call. It replaces redis-py's per-read socket timeout and per-write
         # asyncio.wait_for (which starts a task per command: about 10 us of CPU per call, measured).
-        async with asyncio.timeout(self._timeout):
-            conn = self._idle.pop() if self._idle else await self._connect()
+        async with asyncio.timeout(self._timeout) as deadline:
+            pipe = self._pipe
+            # Few calls at once: a connection of its own is cheapest (no hand-over between tasks). More:
+            # they share the pipelined connection, where a batch of calls costs one send.
+            if self._idle or (self._exclusive < _EXCLUSIVE and (pipe is None or not pipe.in_flight)):
+                return await self._exclusive_call(script, args)
+            pipe = await self._get_pipe()
+            generation = self._pipe_generation
             try:
-                reply = await self._evalsha(conn, script, args)
-            except ResponseError:
-                # An error reply leaves the connection in step: keep it.
-                await self._release(conn)
+                return await self._evalsha(pipe.call, script, args)
+            except _LOST:
+                await self._lost(generation)
                 raise
+            except asyncio.CancelledError:
+                if deadline.expired():
+                    # No reply within the deadline: the connection may be stuck (a half-open socket
+                    # never errors). Close it; the other calls on it fail over to a new one.
+                    await pipe.close()
+                raise
+
+    async def _lost(self, generation: int) -> None:
+        """A connection of ``generation`` was lost: start a new generation (once per failure)."""
+        if generation != self._generation:
+            return  # already handled: a newer generation exists
+        self._generation += 1
+        await self._drop_idle()
+        if self._pipe is not None and not self._pipe.broken:
+            await self._pipe.close()
+
+    async def _exclusive_call(self, script: Script, args: Sequence[bytes | str | int]) -> Any:
+        generation = self._generation
+        if self._idle:
+            conn = self._idle.pop()
+        else:
+            self._exclusive += 1
+            try:
+                conn = await self._connect()
             except BaseException:
-                # Lost, timed out or cancelled with a reply possibly still on the way: never reuse it.
-                await _discard(conn)
+                self._exclusive -= 1
                 raise
-        await self._release(conn)
+
+        async def roundtrip(packed: bytes) -> Any:
+            await conn.send_packed_command(packed, False)
+            return await conn.read_response()
+
+        try:
+            reply = await self._evalsha(roundtrip, script, args)
+        except ResponseError:
+            # An error reply leaves the connection in step: keep it.
+            await self._release(conn, generation)
+            raise
+        except _LOST:
+            await self._discard(conn)
+            await self._lost(generation)
+            raise
+        except BaseException:
+            # Timed out or cancelled with a reply possibly still on the way: never reuse it.
+            await self._discard(conn)
+            raise
+        await self._release(conn, generation)
         return reply
 
-    async def _evalsha(self, conn: Connection, script: Script, args: Sequence[bytes | str | int]) -> Any:
+    async def _evalsha(
+        self, send: Callable[[bytes], Awaitable[Any]], script: Script, args: Sequence[bytes | str | int]
+    ) -> Any:
         if script.sha is None:
-            await self._load(conn, script)
+            script.sha = _sha(await send(pack(b"SCRIPT", b"LOAD", script.source)))
         try:
-            await conn.send_packed_command(_pack(b"EVALSHA", script.sha, 0, self._prefix, args), False)
-            return await conn.read_response()
+            return await send(pack(b"EVALSHA", script.sha, 0, self._prefix, args=args))
         except NoScriptError:
             # Redis restarted or SCRIPT FLUSH: load it again, once.
-            await self._load(conn, script)
-            await conn.send_packed_command(_pack(b"EVALSHA", script.sha, 0, self._prefix, args), False)
-            return await conn.read_response()
+            script.sha = _sha(await send(pack(b"SCRIPT", b"LOAD", script.source)))
+            return await send(pack(b"EVALSHA", script.sha, 0, self._prefix, args=args))
 
-    @staticmethod
-    async def _load(conn: Connection, script: Script) -> None:
-        await conn.send_command("SCRIPT", "LOAD", script.source)
-        sha = await conn.read_response()
-        script.sha = sha if isinstance(sha, bytes) else str(sha).encode()
+    async def _get_pipe(self) -> Pipe:
+        pipe = self._pipe
+        if pipe is not None and not pipe.broken and self._pipe_generation == self._generation:
+            return pipe
+        opening = self._opening
+        if opening is None:
+            opening = self._opening = asyncio.ensure_future(self._open_pipe())
+        # Shielded: a caller that gives up must not cancel the connection others wait for.
+        return await asyncio.shield(opening)
+
+    async def _open_pipe(self) -> Pipe:
+        try:
+            generation = self._generation
+            self._pipe = Pipe(await self._connect())
+            self._pipe_generation = generation
+            return self._pipe
+        finally:
+            self._opening = None
 
     async def _connect(self) -> Connection:
         conn = Connection(**self._params)
@@ -202,21 +266,29 @@ class RedisClient:
             )
         self._checked = True
 
-    async def _release(self, conn: Connection) -> None:
-        if self._closed:
-            await _discard(conn)  # closed while the call ran: nobody will take it again
+    async def _release(self, conn: Connection, generation: int) -> None:
+        if self._closed or generation != self._generation:
+            # Closed while the call ran (nobody will take it again), or of a generation that a lost
+            # connection retired (it may have died with it).
+            await self._discard(conn)
         else:
             self._idle.append(conn)
+
+    async def _discard(self, conn: Connection) -> None:
+        self._exclusive -= 1
+        await _discard(conn)
 
     async def _drop_idle(self) -> None:
         idle, self._idle = self._idle, []
         for conn in idle:
-            await _discard(conn)
+            await self._discard(conn)
 
     async def close(self) -> None:
-        """Close idle connections; connections in use close when their call ends."""
+        """Close idle connections and the shared one; connections in use close when their call ends."""
         self._closed = True
         await self._drop_idle()
+        if self._pipe is not None:
+            await self._pipe.close()
 
 
 async def _discard(conn: Connection) -> None:
@@ -225,20 +297,8 @@ async def _discard(conn: Connection) -> None:
         await conn.disconnect(nowait=True)
 
 
-def _pack(
-    command: bytes, sha: bytes | None, numkeys: int, prefix: bytes, args: Sequence[bytes | str | int]
-) -> bytes:
-    """Encode ``command sha numkeys prefix *args`` in RESP (redis-py's general packer costs ~8 us more)."""
-    parts = [b"*%d\r\n$%d\r\n%s\r\n" % (len(args) + 4, len(command), command)]
-    for arg in (sha or b"", b"%d" % numkeys, prefix, *args):
-        if isinstance(arg, int):
-            arg = b"%d" % arg
-        elif isinstance(arg, str):
-            arg = arg.encode()
-        parts.append(b"$%d\r\n" % len(arg))
-        parts.append(arg)
-        parts.append(b"\r\n")
-    return b"".join(parts)
+def _sha(reply: Any) -> bytes:
+    return reply if isinstance(reply, bytes) else str(reply).encode()
 
 
 def _first_line(exc: BaseException) -> str:
