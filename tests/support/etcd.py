@@ -57,6 +57,16 @@ def _free_ports(count: int) -> list[int]:
             s.close()
 
 
+def _data_parent() -> str | None:
+    """``/dev/shm`` if it is writable and roomy (each member preallocates a 64 MB WAL), else the default."""
+    try:
+        stat = os.statvfs("/dev/shm")
+    except OSError:
+        return None
+    roomy = stat.f_bavail * stat.f_frsize > 2 * 1024**3
+    return "/dev/shm" if roomy and os.access("/dev/shm", os.W_OK) else None
+
+
 @dataclass
 class Member:
     """One etcd member: its ports, data dir and (while running) process."""
@@ -94,9 +104,7 @@ class EtcdCluster:
         self.binary = binary
         self.extra_args = extra_args or []
         self.client_tls = client_tls
-        shm = Path("/dev/shm")
-        parent = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
-        self.root = Path(tempfile.mkdtemp(prefix="strongroom-etcd-", dir=parent))
+        self.root = Path(tempfile.mkdtemp(prefix="strongroom-etcd-", dir=_data_parent()))
         ports = _free_ports(2 * size)
         scheme = "https" if client_tls is not None else "http"
         self.members = [
