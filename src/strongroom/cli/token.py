@@ -1,10 +1,14 @@
-"""``strongroom token create|lookup|renew|revoke|capabilities``, shaped like Vault's ``vault token``."""
+"""``strongroom token create|lookup|renew|revoke|capabilities``, shaped like Vault's ``vault token``.
+
+``attenuate`` and ``inspect`` (biscuit IAM tokens) live in :mod:`strongroom.cli.attenuate`.
+"""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
+from strongroom.cli import attenuate
 from strongroom.cli.base import (
     EXIT_API,
     EXIT_OK,
@@ -216,3 +220,6 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
     caps.add_argument("args", nargs="*", metavar="[TOKEN] PATH")
     add_bool(caps, "--accessor", False, "TOKEN is an accessor")
     caps.set_defaults(handler=cmd_capabilities)
+
+    # Biscuit IAM tokens, handled on the holder's side (attenuate, inspect).
+    attenuate.register(tokens, parent)
