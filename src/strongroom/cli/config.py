@@ -43,6 +43,7 @@ from strongroom.errors import InvalidRequest
 
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
 DEFAULT_LISTEN_ADDRESS = "127.0.0.1:8200"
+MAX_WORKERS = 256
 SEAL_TYPES: set[str] = {"shamir"}
 """Seal kinds the server knows; seal plugins add theirs."""
 
@@ -84,6 +85,8 @@ class ServerConfig:
     seal_type: str | None = None
     seal_options: Mapping[str, Any] = field(default_factory=_empty)
     disable_mlock: bool = False
+    workers: int | None = None
+    """Worker processes (``--workers``; default 1: one process, no supervisor). See docs/operations/workers.md."""
     source: str | None = None
     """The file this came from, for messages."""
     warnings: tuple[str, ...] = ()
@@ -266,7 +269,8 @@ def parse_config(text: str, source: str = "<config>") -> ServerConfig:
     values["ui"] = bool(_bool(tree.get("ui"), f"{source}: ui"))
     values["disable_mlock"] = bool(_bool(tree.get("disable_mlock"), f"{source}: disable_mlock"))
     values["log_level"] = _log_level(tree.get("log_level"), f"{source}: log_level")
-    known = {"storage", "backend", "listener", "seal", "api_addr", "ui", "disable_mlock", "log_level"}
+    values["workers"] = _int(tree.get("workers"), f"{source}: workers")
+    known = {"storage", "backend", "listener", "seal", "api_addr", "ui", "disable_mlock", "log_level", "workers"}
     for key in sorted(set(tree) - known):
         if key in _IGNORED_TOP:
             warnings.append(f"{source}: {key} is not used by strongroom; ignored")
@@ -331,6 +335,8 @@ def _checked(config: ServerConfig) -> ServerConfig:
     where = config.source or "configuration"
     if (config.tls_cert_file is None) != (config.tls_key_file is None):
         raise InvalidRequest(f"{where}: tls_cert_file and tls_key_file must be given together")
+    if config.workers is not None and not 1 <= config.workers <= MAX_WORKERS:
+        raise InvalidRequest(f"{where}: workers must be between 1 and {MAX_WORKERS}, not {config.workers}")
     return config
 
 

@@ -5,12 +5,17 @@ one key share, unseals, mounts KV v2 at ``secret/`` and prints the unseal key an
 ``vault server -dev``. On a persistent store (the default SQLite file under ``.strongroom/``) dev mode
 keeps its data across restarts by writing the unseal key and root token to a file beside the store,
 mode 0600, with a loud warning: the only case where strongroom puts a key on disk.
+
+``--workers N`` (N > 1) runs a supervisor that binds the socket and forks N worker processes sharing it;
+unseal and seal through any worker apply to all of them (docs/operations/workers.md). One worker (the
+default) is one process with no supervisor, exactly as without the flag.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -25,7 +30,8 @@ from strongroom.cli.config import ServerConfig, load_config, merge_flags
 from strongroom.errors import StrongroomError
 
 if TYPE_CHECKING:
-    from strongroom.core.node import Node
+    from strongroom.core.node import Node, NodeSettings
+    from strongroom.core.worker_process import WorkerStart
 
 # The server stack (node, engines, API, granian) is imported inside the functions that run a server:
 # every client command of the same console script would otherwise pay ~0.2 s importing it.
@@ -53,6 +59,9 @@ def register(sub: Any) -> None:
         "--dev", action="store_true", help="development mode: initialised, unsealed, KV v2 at secret/"
     )
     p.add_argument("--dev-root-token-id", help="fixed root token for dev mode")
+    p.add_argument("--workers", type=int, help="worker processes sharing the listener (default 1)")
+    # Tests and benchmarks: name the serving process in an X-Strongroom-Worker header.
+    p.add_argument("--debug-worker-header", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 
 
@@ -68,6 +77,7 @@ def resolve(args: argparse.Namespace) -> ServerConfig:
         tls_disable=args.tls_disable,
         log_level=args.log_level,
         max_request_size=args.max_request_size,
+        workers=args.workers,
     )
 
 
@@ -82,8 +92,13 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=level, format="%(asctime)s [%(levelname)s] %(name)s: %(message)s")
     for warning in config.warnings:
         log.warning("%s", warning)
+    if (config.workers or 1) > 1:
+        from strongroom.cli.server_workers import run_supervisor
+
+        return run_supervisor(config, args)
     try:
-        _run_loop(serve(config, dev=args.dev, dev_root_token_id=args.dev_root_token_id))
+        _run_loop(serve(config, dev=args.dev, dev_root_token_id=args.dev_root_token_id,
+                        worker_header=args.debug_worker_header))
     except StrongroomError as exc:
         print(f"Error: {exc.message}", file=sys.stderr)
         return 1
@@ -102,57 +117,109 @@ def _run_loop(main: Any) -> None:
     uvloop.run(main)
 
 
-async def serve(config: ServerConfig, *, dev: bool, dev_root_token_id: str | None) -> None:
+def node_settings(config: ServerConfig, dev: bool) -> NodeSettings:
+    """The node's settings from the configuration (the supervisor of ``--workers`` reads them too)."""
+    from strongroom.core.node import NodeSettings
+
+    return NodeSettings(
+        max_request_bytes=config.max_request_size or 32 * 1024 * 1024,
+        dev=dev,
+        unauthenticated_rekey=not config.disable_unauthed_rekey_endpoints,
+    )
+
+
+class Listen:
+    """Where and how the server listens, checked against the plain-HTTP rule."""
+
+    def __init__(self, config: ServerConfig, dev: bool) -> None:
+        """Raises StrongroomError: plain HTTP on a non-loopback address without ``tls_disable``."""
+        self.display = config.listen_address or DEFAULT_LISTEN
+        host, _, port = self.display.rpartition(":")
+        self.host = host.strip("[]") or "127.0.0.1"
+        self.port = int(port)
+        self.tls = bool(config.tls_cert_file) and not config.tls_disable
+        self.scheme = "https" if self.tls else "http"
+        self.cert = Path(config.tls_cert_file) if self.tls and config.tls_cert_file else None
+        self.key = Path(config.tls_key_file) if self.tls and config.tls_key_file else None
+        if not self.tls and not dev and not config.tls_disable and not _is_loopback(self.host):
+            # As Vault: plain HTTP beyond this machine only when asked for explicitly.
+            raise StrongroomError(
+                f"refusing to serve plain HTTP on {self.display}: give --tls-cert/--tls-key, or set "
+                "tls_disable = true in the listener block (--tls-disable) if TLS is terminated in front of "
+                "strongroom"
+            )
+
+
+async def serve(
+    config: ServerConfig,
+    *,
+    dev: bool,
+    dev_root_token_id: str | None,
+    worker: WorkerStart | None = None,
+    worker_header: bool = False,
+) -> None:
     """Open the store, prepare dev mode if asked, and serve until SIGINT or SIGTERM.
 
     The HTTP server is granian, embedded in this event loop (its Rust runtime parses HTTP on its own
     thread). uvicorn's httptools parser rejects Vault's ``LIST`` verb; see docs/dependencies.md.
+    With ``worker`` (a process forked by the supervisor of ``--workers N``) it serves on the inherited
+    socket and runs the node's unseal and seal through the supervisor link.
     """
     from granian.constants import Interfaces
     from granian.server.embed import Server
 
     from strongroom.api.app import VaultApp
     from strongroom.core.background import BackgroundRunner
-    from strongroom.core.node import Node, NodeSettings
+    from strongroom.core.node import Node
     from strongroom.engines.transit import autorotate
     from strongroom.storage.url import open_store
 
     url = config.storage_url or DEFAULT_STORAGE
+    listen = Listen(config, dev)
+    if worker is None:
+        ensure_port_free(listen.host, listen.port)
     store = open_store(url)
-    settings = NodeSettings(
-        max_request_bytes=config.max_request_size or 32 * 1024 * 1024,
-        dev=dev,
-        unauthenticated_rekey=not config.disable_unauthed_rekey_endpoints,
-    )
-    node = Node(store, settings=settings)
-    listen = config.listen_address or DEFAULT_LISTEN
-    host, _, port = listen.rpartition(":")
-    tls = bool(config.tls_cert_file) and not config.tls_disable
-    scheme = "https" if tls else "http"
-    bind_host = host.strip("[]") or "127.0.0.1"
-    if not tls and not dev and not config.tls_disable and not _is_loopback(bind_host):
-        # As Vault: plain HTTP beyond this machine only when asked for explicitly.
-        raise StrongroomError(
-            f"refusing to serve plain HTTP on {listen}: give --tls-cert/--tls-key, or set tls_disable = true "
-            "in the listener block (--tls-disable) if TLS is terminated in front of strongroom"
-        )
-    ensure_port_free(bind_host, int(port))
-    if dev:
-        await start_dev(node, url, f"{scheme}://{listen}", dev_root_token_id)
-    server = Server(
-        VaultApp(node),
-        address=host.strip("[]") or "127.0.0.1",
-        port=int(port),
-        interface=Interfaces.ASGI,
-        ssl_cert=Path(config.tls_cert_file) if tls and config.tls_cert_file else None,
-        ssl_key=Path(config.tls_key_file) if tls and config.tls_key_file else None,
-        log_enabled=False,
-        backlog=1024,
-    )
+    node = Node(store, settings=node_settings(config, dev))
+    link = None
+    if worker is not None:
+        from strongroom.cli.server_workers import join_supervisor
+
+        link = await join_supervisor(node, worker)
+    if dev and (worker is None or worker.dev_init):
+        await start_dev(node, url, f"{listen.scheme}://{listen.display}", dev_root_token_id)
+    elif dev and link is not None:
+        # Another worker initialises and unseals; serving sealed meanwhile would fail dev-mode clients.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(link.unsealed.wait(), 60)
+    options: dict[str, Any] = {
+        "address": listen.host,
+        "port": listen.port,
+        "interface": Interfaces.ASGI,
+        "ssl_cert": listen.cert,
+        "ssl_key": listen.key,
+        "log_enabled": False,
+        "backlog": 1024,
+    }
+    app: Any = VaultApp(node)
+    if worker_header:
+        app = _with_worker_header(app)
+    if worker is None:
+        server = Server(app, **options)
+    else:
+        from strongroom.cli.server_workers import inherited_socket_server
+
+        server = inherited_socket_server(app, worker.listen, options)
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # A worker ignores SIGINT (Ctrl-C reaches the supervisor, which stops the workers with SIGTERM).
+    for sig in (signal.SIGTERM,) if worker else (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, server.stop)
-    log.info("strongroom %s listening on %s://%s (storage: %s)", node.version, scheme, listen, store.kind)
+    if link is not None:
+        link.on_lost = server.stop  # the supervisor is gone: a worker never outlives it
+    if worker is None:
+        log.info(
+            "strongroom %s listening on %s://%s (storage: %s)",
+            node.version, listen.scheme, listen.display, store.kind,
+        )  # fmt: skip
     # Background jobs run under leases in the store, so every node may run a runner; it idles while sealed.
     runner = BackgroundRunner(node)
     runner.register(autorotate.JOB)
@@ -161,7 +228,24 @@ async def serve(config: ServerConfig, *, dev: bool, dev_root_token_id: str | Non
         await server.serve()
     finally:
         await runner.stop()
+        if link is not None:
+            await link.close()
         await node.close()
+
+
+def _with_worker_header(app: Any) -> Any:
+    """Wrap ``app`` so each response names the process that served it (``--debug-worker-header``)."""
+    header = (b"x-strongroom-worker", str(os.getpid()).encode())
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        async def send_with_header(msg: Any) -> None:
+            if msg["type"] == "http.response.start":
+                msg = {**msg, "headers": [*msg.get("headers", []), header]}
+            await send(msg)
+
+        await app(scope, receive, send_with_header)
+
+    return wrapped
 
 
 def _is_loopback(host: str) -> bool:

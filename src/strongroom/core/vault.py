@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -43,6 +43,41 @@ from strongroom.storage.subspace import check_layout, namespace
 
 SetupHook = Callable[[Transaction, NamespaceKeys], Awaitable[str]]
 """Writes a new vault's initial records in the init transaction and returns the root token."""
+
+
+class UnsealCoordinator(Protocol):
+    """Where a worker process's vault runs the node's unseal ceremony instead of its own collector.
+
+    Under ``strongroom server --workers N`` the node's unseal progress and, while unsealed, its root key
+    live in the supervisor (:mod:`strongroom.core.worker_link` implements this over the supervisor link).
+    Keys reach every worker's vault through :meth:`Vault.install`; a vault with no coordinator (one
+    process) keeps using its own :class:`ShareCollector`.
+    """
+
+    async def submit(self, share: bytes, config: SealConfig, keyring_key: bytes, keyring: bytes) -> None:
+        """Add one share; when it completes the ceremony, return after every worker installed the keys.
+
+        Raises:
+            InvalidShare: bad share, or the combined key does not open ``keyring``.
+            InvalidRequest: bad share parameters.
+        """
+        ...
+
+    async def reset(self) -> None:
+        """Forget the node's collected shares."""
+        ...
+
+    async def progress(self) -> tuple[int, str]:
+        """Return the node's ``(progress, nonce)``."""
+        ...
+
+    async def seal(self) -> None:
+        """Seal every worker of the node; return once none of them holds the keys."""
+        ...
+
+    def root_key_changed(self, root_key: SecretBytes) -> None:
+        """This worker adopted a new root key (a rekey committed here): hand it to the node."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -109,6 +144,8 @@ class Vault:
         self._cluster: dict[str, str] | None = None
         self.on_seal: list[Callable[[], None]] = []
         """Called by :meth:`seal`: ceremonies holding key material register their reset here."""
+        self.coordinator: UnsealCoordinator | None = None
+        """Set in worker processes: the node's unseal ceremony and seal run through it (see the Protocol)."""
 
     def __repr__(self) -> str:
         return f"Vault(path={self.path!r}, sealed={self.sealed})"
@@ -212,17 +249,19 @@ class Vault:
             self._cluster = info
         return dict(info)
 
+    async def _read_keyring(self) -> bytes | None:
+        async def read(tx: Transaction) -> bytes | None:
+            return await tx.get(self.keyring_key)
+
+        return await transactional(self.store, read)
+
     async def load_keys(self, root_key: SecretBytes) -> NamespaceKeys:
         """Decrypt the keyring with ``root_key`` and return the namespace keys (does not unseal).
 
         Raises:
             InvalidShare: the key does not open the keyring.
         """
-
-        async def read(tx: Transaction) -> bytes | None:
-            return await tx.get(self.keyring_key)
-
-        blob = await transactional(self.store, read)
+        blob = await self._read_keyring()
         if blob is None:
             raise NotInitialized()
         try:
@@ -247,7 +286,7 @@ class Vault:
         if reset:
             if not self.sealed:
                 raise InvalidRequest("vault is unsealed")
-            self.unseal_progress.reset()
+            await self.reset_unseal()
             return
         if not key:
             raise InvalidRequest(
@@ -256,6 +295,12 @@ class Vault:
         if not self.sealed:
             return
         share = decode_share(key)
+        if self.coordinator is not None:
+            blob = await self._read_keyring()
+            if blob is None:
+                raise NotInitialized()
+            await self.coordinator.submit(share, config, self.keyring_key, blob)
+            return
         root_key = self.unseal_progress.add(share, config)
         if root_key is not None:
             self.keys = await self.load_keys(root_key)
@@ -325,18 +370,38 @@ class Vault:
             forget()
         self.unseal_progress.reset()
 
+    async def reset_unseal(self) -> None:
+        """Forget the unseal ceremony's shares (the node's, held by the coordinator, in a worker)."""
+        if self.coordinator is not None:
+            await self.coordinator.reset()
+        else:
+            self.unseal_progress.reset()
+
+    async def seal_node(self) -> None:
+        """``sys/seal``: seal this namespace on the whole node, i.e. in every worker process.
+
+        Returns once no worker holds the keys (the coordinator kills a worker that does not confirm).
+        """
+        if self.coordinator is not None:
+            await self.coordinator.seal()
+        self.seal()
+
     async def status(self) -> dict[str, Any]:
         """Return the fields of Vault's seal-status body that depend on this namespace."""
         config = await self.seal_config()
         info = await self.cluster_info() if not self.sealed else {"cluster_name": "", "cluster_id": ""}
+        progress, nonce = self.unseal_progress.progress, self.unseal_progress.nonce
+        if self.coordinator is not None and self.sealed:
+            # The ceremony is the node's, held by the supervisor: any worker reports the same progress.
+            progress, nonce = await self.coordinator.progress()
         return {
             "type": config.type if config else "shamir",
             "initialized": config is not None,
             "sealed": self.sealed,
             "t": config.secret_threshold if config else 0,
             "n": config.secret_shares if config else 0,
-            "progress": self.unseal_progress.progress,
-            "nonce": self.unseal_progress.nonce,
+            "progress": progress,
+            "nonce": nonce,
             **info,
         }
 
@@ -345,9 +410,13 @@ class Vault:
         tx.set(self.keyring_key, keys.keyring.seal(keys.root_key, self.keyring_key))
 
     def install(self, keys: NamespaceKeys) -> None:
-        """Adopt new key state after a committed rotate or rekey."""
+        """Adopt new key state after a committed rotate or rekey (or, in a worker, from the supervisor)."""
+        previous = self.keys
         self.keys = keys
         self._keyring_blob = None
+        if self.coordinator is not None and previous is not None and previous.root_key != keys.root_key:
+            # A rekey committed in this worker: the other workers (and restarts) need the new root key.
+            self.coordinator.root_key_changed(keys.root_key)
 
     async def update_config(self, tx: Transaction, config: SealConfig) -> None:
         """Replace the stored seal configuration (shares/threshold) in ``tx``, keeping cluster info."""

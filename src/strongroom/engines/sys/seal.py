@@ -164,7 +164,7 @@ async def write_unseal(ctx: OpenContext, req: Request, f: UnsealFields) -> Respo
     if lowered.get("reset"):
         if not ctx.vault.sealed:
             raise InvalidRequest("vault is unsealed")
-        ctx.vault.unseal_progress.reset()
+        await ctx.vault.reset_unseal()  # the node's progress: in the supervisor under --workers N
         return Response.raw(await seal_status_body(ctx))
     if not key:
         raise InvalidRequest("'key' must be specified in request body as JSON, or 'reset' set to true")
@@ -251,7 +251,8 @@ async def seal(ctx: OpenContext, req: Request, f: NoFields) -> None:
     if ctx.vault.sealed:
         return
     await ctx.require_sudo("sys/seal", "update", req.data)
-    ctx.vault.seal()
+    # Every worker process of this node, not only the one that took the request (returns once sealed).
+    await ctx.vault.seal_node()
     return
 
 
