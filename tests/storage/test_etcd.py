@@ -113,6 +113,7 @@ async def test_url_endpoints_and_options() -> None:
         "etcd://h:1?colour=blue",
         "etcd://h:1?timeout=soon",
         "etcd://h:1?timeout=0",
+        "etcd://h:1?timeout=31",
         "etcd://h:1?max_connections=2.5",
         "etcd://h:1?max_request_bytes=1000",
         "etcd://h:1?prefix=" + "p" * 201,

@@ -27,9 +27,9 @@ Design (docs/storage/etcd.md):
   range is a conflict; otherwise the commit is sent again with that compare moved to the revision just
   checked. Too many compares for one request (128 by default, or the size limit) are coalesced into
   fewer covering ranges, which may add conflicts, never lose one.
-* **Leases**: tombstones and commit markers are attached to a lease of the store (TTL 60 s, a new one
-  every ``timeout`` seconds), so they expire. A transaction that read ranges must therefore commit within
-  ``max_age`` (40 s by default) of its first read, or it gets ``TransactionConflict``.
+* **Leases**: tombstones and commit markers are attached to a lease of the store (TTL 90 s, a new one
+  every 5 s), so they expire. A transaction that read ranges must therefore commit within ``max_age``
+  (40 s with the default ``timeout``) of its first read, or it gets ``TransactionConflict``.
 * **Retry safety**: a request whose member failed may have been applied. Each commit therefore puts a
   unique marker key and compares that the marker does not exist yet; its failure branch reads the
   marker. Re-sending the same commit to another member can thus never apply it twice, and a failed
@@ -77,6 +77,11 @@ __all__ = ["EtcdStore", "EtcdTransaction", "open_url"]
 HEADROOM = 64 * 1024
 MAX_KEY_BYTES = 4096
 MAX_PREFIX_BYTES = 200
+# Leases for tombstones and commit markers (see EtcdStore.__init__). Fixed, not derived from options:
+# every server sharing a prefix must agree on them.
+LEASE_TTL = 90
+LEASE_RENEW = 5.0
+MAX_TIMEOUT = 30.0
 _OUT_OF_RANGE, _NOT_FOUND = 11, 5
 # Rounds of "a clear_range elsewhere failed the tombstone compare": each needs a concurrent clear_range.
 _TOMBSTONE_ROUNDS = 16
@@ -239,8 +244,10 @@ class EtcdStore:
             raise InvalidRequest("etcd store needs at least one endpoint")
         if len(prefix) > MAX_PREFIX_BYTES:
             raise InvalidRequest(f"etcd prefix must be at most {MAX_PREFIX_BYTES} bytes")
-        if max_request_bytes < 4 * HEADROOM or max_txn_ops < 8 or timeout <= 0 or attempt_timeout <= 0:
-            raise InvalidRequest("etcd limits or timeouts out of range")
+        if max_request_bytes < 4 * HEADROOM or max_txn_ops < 8:
+            raise InvalidRequest("etcd limits out of range")
+        if not 0 < timeout <= MAX_TIMEOUT or attempt_timeout <= 0:
+            raise InvalidRequest(f"etcd timeout must be in (0, {MAX_TIMEOUT:g}] seconds")
         room = max_request_bytes - HEADROOM
         own = StoreLimits(
             max_key_bytes=MAX_KEY_BYTES,
@@ -267,12 +274,13 @@ class EtcdStore:
             ssl_context=ssl_context,
             credentials=credentials,
         )
-        # A marker must outlive every re-send of its commit, a tombstone every transaction whose snapshot
-        # is older than it and which may still commit. Leases are renewed every `timeout` seconds, a commit
-        # ends within `timeout` after it started: `max_age` keeps a wide margin to the TTL.
-        ttl = max(60, int(4 * timeout) + 20)
-        self._leases = Leases(self._client, ttl, renew=timeout)
-        self._max_age = ttl - 2 * timeout - 10
+        # A marker must outlive every re-send of its commit: sent within LEASE_RENEW of the grant, re-sent
+        # within `timeout`. A tombstone must outlive every transaction whose snapshot predates it and that
+        # may still commit. It was written after the grant of its lease, by a commit that ended within
+        # LEASE_RENEW + MAX_TIMEOUT of that grant, and after this transaction's first read; this commit
+        # ends within `timeout` after it starts. Hence the age limit, with a 10 s margin.
+        self._leases = Leases(self._client, LEASE_TTL, renew=LEASE_RENEW)
+        self._max_age = LEASE_TTL - LEASE_RENEW - MAX_TIMEOUT - timeout - 10
 
     @property
     def limits(self) -> StoreLimits:
