@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import binascii
 import contextlib
 import os
 import time
@@ -39,7 +37,6 @@ if TYPE_CHECKING:
 __all__ = ["DirectoryPublisher", "register"]
 
 MANIFEST_FILE = "ceremony-manifest.txt"
-MAX_KEY_FILE_BYTES = 1024 * 1024
 
 BYPASS_WARNING = (
     "WARNING! The archive of the WHOLE platform root key can be decrypted by {who} ALONE: that person can "
@@ -113,30 +110,8 @@ class DirectoryPublisher:
             self._created = False
 
 
-def read_pgp_key(path: str) -> str:
-    """Read a public key file as ``pgp_keys`` takes it: armored text, base64 text, or binary (encoded here).
-
-    Raises:
-        UsageError: the file cannot be read or is too large.
-    """
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_KEY_FILE_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"Error reading PGP key file {path}: {exc.strerror}") from exc
-    if len(data) > MAX_KEY_FILE_BYTES:
-        raise UsageError(f"PGP key file {path} is too large to be one public key")
-    if data.lstrip().startswith(b"-----BEGIN PGP"):
-        return data.decode("ascii", errors="replace")
-    try:
-        # Vault's CLI accepts a file holding base64 of the binary key, too.
-        base64.b64decode(data.strip(), validate=True)
-        return data.strip().decode("ascii")
-    except (binascii.Error, ValueError):
-        return base64.b64encode(data).decode("ascii")
-
-
 def _request(args: argparse.Namespace) -> CeremonyRequest:
+    from strongroom.cli.operator import read_pgp_key
     from strongroom.core.platform import ArchiveMode, CeremonyRequest
 
     if not args.pgp_key:
@@ -164,9 +139,11 @@ async def _run(
     args: argparse.Namespace, request: CeremonyRequest, archive: bytes | None, publisher: DirectoryPublisher
 ) -> CeremonyResult:
     from strongroom.clock import SystemClock
-    from strongroom.core.platform import initialize_platform, parse_archive, recover_platform
+    from strongroom.core.platform import check_request, initialize_platform, parse_archive, recover_platform
     from strongroom.storage.url import open_store
 
+    # Both before the store is opened: opening a SQLite URL creates the file.
+    check_request(request)
     archived = parse_archive(archive) if archive is not None else None
     store = open_store(args.storage)
     try:

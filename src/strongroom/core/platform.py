@@ -52,8 +52,8 @@ from strongroom.storage.base import Store, Transaction, transactional
 
 __all__ = [
     "ARCHIVE_FORMAT", "IAM_SIGNING_KEY", "MANIFEST_HEADER", "ArchiveMode", "ArchivedKey", "CeremonyFile",
-    "CeremonyRequest", "CeremonyResult", "PlatformSetup", "Publisher", "initialize_platform", "parse_archive",
-    "recover_platform",
+    "CeremonyRequest", "CeremonyResult", "PlatformSetup", "Publisher", "check_request", "initialize_platform",
+    "parse_archive", "recover_platform",
 ]
 
 ARCHIVE_FORMAT = "strongroom-platform-archive/1"
@@ -177,8 +177,9 @@ class _Keys:
     mode: ArchiveMode | None
 
 
-def _check_request(request: CeremonyRequest) -> _Keys:
-    """Validate share counts and parse every PGP key, before any key is generated.
+def check_request(request: CeremonyRequest) -> _Keys:
+    """Validate share counts and parse every PGP key (the ceremonies call it first; callers may call it
+    before opening a store, so that a bad request touches nothing).
 
     Raises:
         InvalidRequest: bad counts, a missing, duplicate or unusable key, or inconsistent archive options.
@@ -337,7 +338,7 @@ async def initialize_platform(
         CryptoError: PGP encryption failed. Anything ``publisher.stage`` raises (nothing committed).
         StorageError: the store failed (the published files are discarded).
     """
-    keys = _check_request(request)
+    keys = check_request(request)
     vault = Vault(store, clock)
     if await vault.seal_config() is not None:
         raise _already_initialized()
@@ -384,7 +385,7 @@ async def recover_platform(
         NotInitialized: the store holds no platform.
         CryptoError, StorageError, publisher errors: as :func:`initialize_platform`.
     """
-    keys = _check_request(request)
+    keys = check_request(request)
     vault = Vault(store, clock)
 
     async def read(tx: Transaction) -> tuple[bytes | None, bytes | None]:
