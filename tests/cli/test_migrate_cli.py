@@ -141,7 +141,7 @@ def test_bad_urls_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
 # -- networked destinations -------------------------------------------------------------------------------
 
 
-def _postgresql() -> tuple[str, Callable[[], None]]:
+def _postgresql() -> tuple[str, Callable[[], object]]:
     from tests.conformance import factory_postgresql as pg
 
     pg.require_server()
@@ -149,7 +149,7 @@ def _postgresql() -> tuple[str, Callable[[], None]]:
     return f"{pg.URL}?schema={schema}", lambda: asyncio.run(pg.drop_schema(schema))
 
 
-def _redis() -> tuple[str, Callable[[], None]]:
+def _redis() -> tuple[str, Callable[[], object]]:
     from tests.conformance import factory_redis as rd
 
     rd.require_redis()
@@ -157,7 +157,7 @@ def _redis() -> tuple[str, Callable[[], None]]:
     return f"{rd.URL}?prefix={prefix}", lambda: asyncio.run(rd.delete_prefix(prefix))
 
 
-def _etcd() -> tuple[str, Callable[[], None]]:
+def _etcd() -> tuple[str, Callable[[], object]]:
     from strongroom.storage.etcd import EtcdStore
     from tests.support.etcd import shared_cluster
 
