@@ -191,7 +191,7 @@ async def test_two_stores_on_one_schema_detect_conflicts(schema: str) -> None:
 
 
 async def test_pool_wait_is_bounded(schema: str) -> None:
-    store = make(schema, pool_size="2", connect_timeout="0.3")
+    store = make(schema, pool_size="2", connect_timeout="2")
     try:
         await put(store, {b"k": b"v"})
         async with store.transaction() as t1, store.transaction() as t2:
@@ -211,9 +211,11 @@ async def test_pool_wait_is_bounded(schema: str) -> None:
 
 
 async def test_statement_timeout_is_unavailable_then_recovers(schema: str) -> None:
-    store = make(schema, command_timeout="0.3")
+    writer = make(schema)  # the default timeout: only the blocked statements below may time out
+    await put(writer, {b"k": b"v"})
+    await writer.close()
+    store = make(schema, command_timeout="2")
     try:
-        await put(store, {b"k": b"v"})
         conn = await admin()
         try:
             # Another session locks the table: a read would wait forever without command_timeout.
@@ -245,8 +247,7 @@ async def test_server_down_is_unavailable() -> None:
         finally:
             await store.close()
 
-    # Nothing listens: refused at once.
-    refused = open_store(f"postgresql://postgres@127.0.0.1:{free_port()}/test?connect_timeout=1")
+    refused = open_store(f"postgresql://postgres@127.0.0.1:{free_port()}/test?connect_timeout=1")  # refused
     assert isinstance(refused, PostgresStore)
     with pytest.raises(StorageUnavailable, match="connect"):
         await asyncio.wait_for(attempt(refused), 30)
