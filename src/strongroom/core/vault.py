@@ -12,9 +12,7 @@ policies and the root token), so a crash leaves the vault either uninitialised o
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
@@ -22,13 +20,14 @@ import orjson
 from strongroom.barrier.keyring import Keyring
 from strongroom.clock import Clock
 from strongroom.core.encryption_budget import EncryptionBudget
+
+# encode_shares and new_cluster_info are re-exported: core/rekey.py and core/platform.py import them here.
+from strongroom.core.initialization import InitRequest, InitResult, prepare_init
+from strongroom.core.initialization import encode_shares as encode_shares
+from strongroom.core.initialization import new_cluster_info as new_cluster_info
 from strongroom.core.namespace import ROOT_NAMESPACE_ID, NamespaceKeys
 from strongroom.core.seal import SealConfig, ShareCollector, decode_share
-from strongroom.crypto import pgp
-from strongroom.crypto.aead import generate_key
-from strongroom.crypto.random import random_uuid
 from strongroom.crypto.secret import SecretBytes
-from strongroom.crypto.shamir import INIT_ERROR_PREFIX, split_key, validate_seal_config
 from strongroom.errors import (
     AlreadyInitialized,
     CorruptRecord,
@@ -78,42 +77,6 @@ class UnsealCoordinator(Protocol):
     def root_key_changed(self, root_key: SecretBytes) -> None:
         """This worker adopted a new root key (a rekey committed here): hand it to the node."""
         ...
-
-
-@dataclass(frozen=True)
-class InitRequest:
-    """Parameters of ``sys/init`` (validated by :meth:`Vault.initialize`)."""
-
-    secret_shares: int
-    secret_threshold: int
-    pgp_keys: tuple[str, ...] = ()
-    root_token_pgp_key: str = ""
-
-
-@dataclass(frozen=True)
-class InitResult:
-    """What ``sys/init`` returns. ``keys`` are hex, ``keys_base64`` base64 (of PGP messages if asked)."""
-
-    keys: list[str]
-    keys_base64: list[str]
-    root_token: str
-
-
-def encode_shares(shares: list[bytes], pgp_keys: tuple[str, ...]) -> tuple[list[str], list[str]]:
-    """Return ``(hex, base64)`` forms of shares, PGP-encrypting the hex text of each if keys are given.
-
-    Raises:
-        InvalidRequest: a PGP key cannot be parsed.
-    """
-    if pgp_keys:
-        messages, _ = pgp.encrypt_shares(shares, list(pgp_keys))
-        return [m.hex() for m in messages], [base64.b64encode(m).decode() for m in messages]
-    return [s.hex() for s in shares], [base64.b64encode(s).decode() for s in shares]
-
-
-def new_cluster_info() -> dict[str, str]:
-    """Return a fresh ``cluster_name`` and ``cluster_id`` for a namespace being initialised."""
-    return {"cluster_name": "strongroom-cluster-" + random_uuid()[:8], "cluster_id": random_uuid()}
 
 
 class Vault:
@@ -181,34 +144,15 @@ class Vault:
             AlreadyInitialized: the namespace already has a seal configuration.
             InvalidRequest: bad share parameters or PGP keys.
         """
-        try:
-            validate_seal_config(
-                request.secret_shares, request.secret_threshold, pgp_key_count=len(request.pgp_keys)
-            )
-        except InvalidRequest as exc:
-            raise InvalidRequest(INIT_ERROR_PREFIX + exc.message) from None
-        fingerprints = tuple(pgp.parse_public_key(k).fingerprint for k in request.pgp_keys)
-        token_key = pgp.parse_public_key(request.root_token_pgp_key) if request.root_token_pgp_key else None
-        root_key = generate_key()
-        shares = split_key(root_key, request.secret_shares, request.secret_threshold)
-        keys_hex, keys_b64 = encode_shares(shares, request.pgp_keys)
-        config = SealConfig(
-            type="shamir",
-            secret_shares=request.secret_shares,
-            secret_threshold=request.secret_threshold,
-            pgp_fingerprints=fingerprints,
-        )
-        cluster = new_cluster_info()
+        prepared = prepare_init(request)
 
         async def init(tx: Transaction) -> str:
-            keys = await self.write_new_seal(tx, root_key, config, cluster)
+            keys = await self.write_new_seal(tx, prepared.root_key, prepared.config, prepared.cluster)
             return await setup(tx, keys)
 
         root_token = await transactional(self.store, init)
-        self._config = config
-        if token_key is not None:
-            root_token = base64.b64encode(pgp.encrypt(root_token.encode(), token_key)).decode()
-        return InitResult(keys=keys_hex, keys_base64=keys_b64, root_token=root_token)
+        self._config = prepared.config
+        return prepared.result(root_token)
 
     async def write_new_seal(
         self, tx: Transaction, root_key: SecretBytes, config: SealConfig, cluster: dict[str, str]
