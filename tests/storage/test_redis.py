@@ -77,9 +77,7 @@ def test_module_does_not_shadow_the_redis_package() -> None:
 
 def test_open_url_options(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(PASSWORD_ENV, raising=False)
-    store = open_store(
-        "redis://127.0.0.1:6390/3?prefix=app1:&timeout=0.5&snapshot_window=2"
-    )
+    store = open_store("redis://127.0.0.1:6390/3?prefix=app1:&timeout=0.5&snapshot_window=2")
     assert isinstance(store, RedisStore)
     assert store.kind == "redis"
     assert store.prefix == "app1:"
@@ -175,10 +173,17 @@ async def test_silent_server_times_out() -> None:
     server = await asyncio.start_server(accept, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     store = RedisStore("127.0.0.1", port, timeout=0.2)
+
+    async def get() -> None:
+        async with store.transaction() as tx:
+            await tx.get(b"k")
+
     try:
         with pytest.raises(StorageUnavailable, match="timed out"):
-            async with store.transaction() as tx:
-                await tx.get(b"k")
+            await get()
+        # Many at once: beyond the one-call connections they wait on the shared one, which times out too.
+        results = await asyncio.gather(*(get() for _ in range(10)), return_exceptions=True)
+        assert all(isinstance(r, StorageUnavailable) for r in results), results
     finally:
         await store.close()
         for w in held:
@@ -243,6 +248,18 @@ async def test_script_flush_is_survived(store: DroppingRedisStore) -> None:
         tx.set(b"b", b"2")
     async with store.transaction() as tx:
         assert await tx.range(b"", b"\xff") == [(b"a", b"1"), (b"b", b"2")]
+    client = admin()
+    try:
+        await client.script_flush()
+    finally:
+        await client.aclose()
+
+    async def get() -> bytes | None:
+        async with store.transaction() as tx:
+            return await tx.get(b"b")
+
+    # Concurrent calls (most on the shared pipelined connection) all reload and succeed.
+    assert await asyncio.gather(*(get() for _ in range(20))) == [b"2"] * 20
 
 
 async def test_evicting_redis_is_refused() -> None:

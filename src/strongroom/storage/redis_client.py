@@ -214,7 +214,11 @@ class RedisClient:
     async def _open_pipe(self) -> Pipe:
         try:
             generation = self._generation
-            self._pipe = Pipe(await self._connect())
+            conn = await self._connect()
+            if self._closed:
+                await _discard(conn)
+                raise StorageError("storage is closed")
+            self._pipe = Pipe(conn)
             self._pipe_generation = generation
             return self._pipe
         finally:
@@ -223,9 +227,12 @@ class RedisClient:
     async def _connect(self) -> Connection:
         conn = Connection(**self._params)
         try:
-            await conn.connect()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
-            if not self._checked:
-                await self._check_server(conn)
+            # Bounded here too: the shared connection is opened outside any caller's deadline, and the
+            # handshake's replies (AUTH, SELECT, CLIENT SETNAME) have no socket timeout.
+            async with asyncio.timeout(self._timeout):
+                await conn.connect()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+                if not self._checked:
+                    await self._check_server(conn)
         except BaseException:
             await _discard(conn)
             raise
@@ -287,6 +294,11 @@ class RedisClient:
         """Close idle connections and the shared one; connections in use close when their call ends."""
         self._closed = True
         await self._drop_idle()
+        opening = self._opening
+        if opening is not None:
+            opening.cancel()
+            with contextlib.suppress(BaseException):
+                await opening
         if self._pipe is not None:
             await self._pipe.close()
 
