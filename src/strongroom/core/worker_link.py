@@ -267,6 +267,8 @@ class WorkerLink:
                 self._applying = True
                 try:
                     self.vault.install(keys)
+                    # A new root key may come with a new share configuration (a rekey in another worker).
+                    self.vault.forget_config()
                 finally:
                     self._applying = False
                 self.unsealed.set()
