@@ -5,9 +5,14 @@ offline restore of a store whose restore stopped half-way."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
+import re
+import signal
 import stat
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,7 +23,8 @@ from strongroom.errors import StorageUnavailable
 from strongroom.storage.sqlite import SqliteStore
 from tests.cli.targets import Runner, VaultTarget
 from tests.storage.support_migrate import SpyStore
-from tests.support.server import ServerProcess, start_strongroom
+from tests.support.require import require_binary
+from tests.support.server import ROOT, ServerProcess, free_port, start_strongroom
 
 pytestmark = pytest.mark.slow
 
@@ -181,8 +187,6 @@ def test_vault_tooling_drives_the_endpoints(server: ServerProcess, tmp_path: Pat
     path = tmp_path / "snap.bin"
     path.write_bytes(taken.content)
     put(server, "a", "3")
-    import subprocess
-
     env = {"PATH": os.environ.get("PATH", ""), "VAULT_ADDR": server.addr, "VAULT_TOKEN": server.token,
            "HOME": str(tmp_path)}  # fmt: skip
     done = subprocess.run([bao, "operator", "raft", "snapshot", "restore", str(path)], env=env,
@@ -248,3 +252,40 @@ def test_offline_restore_of_an_interrupted_restore(
         assert get(restored, "a") == "1"
     finally:
         restored.kill()
+
+
+def test_docs_example_runs(tmp_path: Path) -> None:
+    """The one ```sh block of docs/operations/migrate-and-snapshot.md runs as written (on a free port)."""
+    doc = (ROOT / "docs" / "operations" / "migrate-and-snapshot.md").read_text()
+    blocks = re.findall(r"```sh\n(.*?)```", doc, re.S)
+    assert len(blocks) == 1
+    for tool in ("jq", "curl"):
+        require_binary(tool)
+    port = free_port()
+    # -e: any failing command (a `test` included) fails the run; the trap stops servers left running.
+    script = "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + blocks[0].replace(
+        "127.0.0.1:8310", f"127.0.0.1:{port}"
+    )
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        "HOME": str(tmp_path),
+        "TMPDIR": str(tmp_path),
+    }
+    proc = subprocess.Popen(
+        ["bash", "-c", script],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        out, _ = proc.communicate(timeout=240)
+    finally:
+        # The script and its servers form one process group of our own: stop whatever is left of it.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == 0, out.decode(errors="replace")
+    assert b"Success! Migrated and verified." in out
+    assert b"Success! Snapshot restored." in out
