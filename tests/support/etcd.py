@@ -5,6 +5,8 @@
   a fixture, can use it too). Tests sharing it use their own key prefix and must not stop members.
 * fixture ``private_etcd_cluster``: a 3-member cluster of the test's own, for tests that stop and restart
   members; killed by PID when the test ends.
+* helpers for the tests: :func:`open_test_store`, :func:`put`, :func:`get`, :func:`member_value`,
+  :func:`leader`, :func:`until`.
 
 ``etcd`` missing from ``PATH`` calls :func:`tests.support.require.missing`: a skip locally, a failure
 in CI (``STRONGROOM_REQUIRE_ALL=1``). Data dirs go to ``/dev/shm`` when it exists: the tests check
@@ -13,7 +15,9 @@ semantics and fail-over, not durability, and fsyncs on a shared disk would make 
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import binascii
 import contextlib
 import ctypes
 import json
@@ -27,13 +31,21 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from strongroom.errors import StorageUnavailable
+from strongroom.storage.base import Store
+from strongroom.storage.etcd import EtcdStore
+from strongroom.storage.etcd_client import EtcdClient
+from strongroom.storage.etcd_txn import b64s
+from strongroom.storage.url import open_store
 from tests.support.require import missing
+
+HANG_GUARD = 120.0  # seconds: a call that takes longer hangs (the stores' own bounds are seconds)
 
 _PR_SET_PDEATHSIG = 1
 
@@ -263,3 +275,78 @@ def private_etcd_cluster() -> Iterator[EtcdCluster]:
         yield cluster
     finally:
         cluster.close()
+
+
+# -- helpers for tests -----------------------------------------------------------------------------------
+
+
+def open_test_store(
+    cluster: EtcdCluster, indexes: list[int] | None = None, prefix: str = "", **options: object
+) -> EtcdStore:
+    """A store on ``cluster`` (members ``indexes``, in that order) under a fresh random prefix."""
+    store = open_store(cluster.url(prefix or f"test/{secrets.token_hex(8)}/", indexes, **options))
+    assert isinstance(store, EtcdStore)
+    return store
+
+
+async def put(store: Store, items: dict[bytes, bytes]) -> None:
+    """Set ``items`` in one transaction."""
+    async with store.transaction() as tx:
+        for k, v in items.items():
+            tx.set(k, v)
+
+
+async def get(store: Store, key: bytes) -> bytes | None:
+    """Read ``key`` in a transaction of its own."""
+    async with store.transaction() as tx:
+        return await tx.get(key)
+
+
+def _client(cluster: EtcdCluster, index: int) -> EtcdClient:
+    return EtcdClient(
+        [("127.0.0.1", cluster.members[index].client_port)], timeout=5, attempt_timeout=5, max_connections=1
+    )
+
+
+async def member_value(cluster: EtcdCluster, index: int, key: bytes) -> bytes | None:
+    """What member ``index`` alone holds at etcd key ``key`` (serializable: no consensus, no other member)."""
+    client = _client(cluster, index)
+    try:
+        answer, _ = await client.call(
+            "/v3/kv/range", {"key": b64s(key), "serializable": True}, require_leader=False
+        )
+    finally:
+        await client.close()
+    kvs = answer.get("kvs")
+    return binascii.a2b_base64(kvs[0].get("value", "")) if kvs else None
+
+
+async def leader(cluster: EtcdCluster) -> int:
+    """Index of the cluster's current leader, as member 0 sees it."""
+    ids = []
+    for i in range(len(cluster.members)):
+        client = _client(cluster, i)
+        try:
+            status, _ = await client.call("/v3/maintenance/status", {})
+        finally:
+            await client.close()
+        ids.append(status["header"]["member_id"])
+        if i == 0:
+            leader_id = status["leader"]
+    return ids.index(leader_id)
+
+
+async def until(check: Callable[[], Awaitable[bool]], what: str, deadline: float = 60.0) -> None:
+    """Poll ``check`` until it returns true (``StorageUnavailable`` counts as not yet); fail after ``deadline``
+    seconds."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    while True:
+        try:
+            if await check():
+                return
+        except StorageUnavailable:
+            pass
+        if loop.time() > end:
+            pytest.fail(f"not within {deadline}s: {what}")
+        await asyncio.sleep(0.2)
