@@ -180,8 +180,9 @@ class EtcdClient:
             host, port = self.endpoints[index]
             head = self._heads.get((index, path, require_leader))
             if head is None:
+                authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # IPv6 in brackets
                 head = (
-                    f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+                    f"POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n"
                 ).encode()
                 if require_leader:
                     head += b"Grpc-Metadata-Hasleader: true\r\n"
