@@ -317,8 +317,8 @@ class EtcdStore:
             ops, ops_size = write_ops(space, tx._writes, tx._cleared, marker, lease)
             if len(ops) > self._max_txn_ops:
                 raise RecordTooLarge("transaction exceeds etcd's operations per request")
-            # Marker compare and read, tombstone compare and read: keys of the prefix plus 20 bytes.
-            fixed = ops_size + RAFT_OVERHEAD + 4 * (len(space.prefix) + 64)
+            # Marker compare and read, tombstone compare and read: six keys of the prefix plus a few bytes.
+            fixed = ops_size + RAFT_OVERHEAD + 8 * (len(space.prefix) + 32)
             compares: list[bytes] = []
             intervals: list[tuple[bytes, bytes]] = []
             if tx._revision is not None and (tx._points or tx._ranges):
