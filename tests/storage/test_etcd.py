@@ -106,6 +106,27 @@ async def test_limits_match_what_etcd_accepts(store: EtcdStore) -> None:
         await too_big()
 
 
+async def test_limits_hold_with_the_longest_prefix(etcd_cluster: EtcdCluster) -> None:
+    store = open_test_store(etcd_cluster, prefix="p" * 199 + "/")
+    limits = store.limits
+    try:
+        await put(store, {b"r": b"1"})
+        # Reads (a compare each), then as many operations and bytes as advertised, all in one request.
+        async with store.transaction() as tx:
+            await tx.get(b"r")
+            await tx.range(b"a", b"z")
+            n = limits.max_transaction_ops
+            share = (limits.max_transaction_bytes - n * 4) // n
+            for i in range(n):
+                tx.set(b"%03d" % i, b"v" * share)
+        async with store.transaction() as tx:
+            assert len(await tx.range(b"0", b"9")) == n
+            tx.set(b"big", b"v" * limits.max_value_bytes)
+    finally:
+        await store.purge()
+        await store.close()
+
+
 # -- conflicts beyond the conformance suite ------------------------------------------------------------------
 
 
