@@ -31,8 +31,9 @@ Design (docs/storage/postgresql.md; the reasons are measured there):
   runs again (it re-validates against the new state), and after two failures it runs alone: every commit
   holds ``commit_lock`` in ROW SHARE mode, and the re-run first takes it in EXCLUSIVE mode with
   ``LOCK TABLE``, which takes no snapshot, in the same query; so its snapshot includes every commit before
-  it and no writer runs beside it: it should either commit or find a real conflict (measured: 2 of ~530
-  exclusive runs still failed, so it gets three tries). Otherwise only a changed read surfaces as
+  it and no writer runs beside it: it should either commit or find a real conflict. (About 1 in 150
+  still fails: a commit releases its table locks a moment before SSI marks it committed, so SSI can count
+  it as concurrent with the exclusive run. Hence three tries.) Otherwise only a changed read surfaces as
   :class:`TransactionConflict`.
 * **Read-only transactions** end with ``COMMIT`` of the ``SERIALIZABLE READ ONLY`` transaction, which
   PostgreSQL checks against concurrent commits (the read-only anomaly); a failure there is a
