@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from strongroom.auth.iam.signing import IamKey
 from strongroom.clock import FakeClock
+from strongroom.core.initialization import InitRequest
 from strongroom.core.namespace import NamespaceKeys
 from strongroom.core.platform import (
     ARCHIVE_FORMAT,
@@ -23,7 +25,8 @@ from strongroom.core.platform import (
     recover_platform,
 )
 from strongroom.core.rekey import BACKUP_RECORD
-from strongroom.core.vault import InitRequest, Vault
+from strongroom.core.vault import Vault
+from strongroom.crypto.secret import SecretBytes
 from strongroom.errors import AlreadyInitialized, InvalidRequest, InvalidShare, NotInitialized, Sealed
 from strongroom.storage.base import Store, Transaction, transactional
 from strongroom.storage.memory import MemoryStore
@@ -85,6 +88,10 @@ async def _setup(tx: Transaction, keys: NamespaceKeys) -> None:
     keys.records(tx, "sys").put_json(("marker",), {"written": "at init"})
 
 
+def _iam() -> SecretBytes:
+    return IamKey.generate().to_bytes()
+
+
 async def _dump(store: Store) -> list[tuple[bytes, bytes]]:
     async def read(tx: Transaction) -> list[tuple[bytes, bytes]]:
         return await tx.range(b"", b"\xff")
@@ -108,7 +115,7 @@ async def _init(
 ) -> tuple[Store, CeremonyResult, Recorder]:
     store, publisher = MemoryStore(), Recorder()
     request = _request(people, archive_keys=archive_keys, archive_mode=archive_mode)
-    result = await initialize_platform(store, FakeClock(), request, setup=_setup, publisher=publisher)
+    result = await initialize_platform(store, FakeClock(), request, setup=_setup, new_iam_key=_iam, publisher=publisher)
     return store, result, publisher
 
 
@@ -144,7 +151,7 @@ async def test_init_writes_the_platform_and_k_decrypted_shares_unseal_it(people:
         return await sys_area.get(*IAM_SIGNING_KEY), await sys_area.get_json("marker"), len(tokens)
 
     iam_key, marker, tokens = await transactional(store, read)
-    assert iam_key is not None and len(iam_key) == 32
+    assert iam_key is not None and IamKey.from_bytes(iam_key).key_id == 1  # what the IAM module loads
     assert marker == {"written": "at init"}
     assert tokens == 0  # no root token: the operator makes one with generate-root
 
@@ -175,7 +182,7 @@ async def test_an_initialised_store_is_refused_before_anything_is_made(people: l
     before = await _dump(store)
     publisher = Recorder()
     with pytest.raises(AlreadyInitialized, match="already initialised"):
-        await initialize_platform(store, FakeClock(), _request(people), setup=_setup, publisher=publisher)
+        await initialize_platform(store, FakeClock(), _request(people), setup=_setup, new_iam_key=_iam, publisher=publisher)
     assert publisher.staged == [] and await _dump(store) == before
 
 
@@ -190,14 +197,14 @@ async def test_a_store_initialised_during_the_ceremony_discards_the_files(people
 
     publisher = Recorder(before_commit=race)
     with pytest.raises(AlreadyInitialized):
-        await initialize_platform(store, FakeClock(), _request(people), setup=_setup, publisher=publisher)
+        await initialize_platform(store, FakeClock(), _request(people), setup=_setup, new_iam_key=_iam, publisher=publisher)
     assert publisher.discarded and publisher.staged == []
 
 
 async def test_files_that_cannot_be_written_leave_the_store_uninitialised(people: list[Custodian]) -> None:
     store = MemoryStore()
     with pytest.raises(OSError, match="disk full"):
-        await initialize_platform(store, FakeClock(), _request(people), setup=_setup, publisher=Recorder(fail=True))
+        await initialize_platform(store, FakeClock(), _request(people), setup=_setup, new_iam_key=_iam, publisher=Recorder(fail=True))
     assert await Vault(store, FakeClock()).seal_config() is None
 
 
@@ -234,7 +241,7 @@ async def test_bad_requests_are_refused_before_anything_is_made(
     store, publisher = MemoryStore(), Recorder()
     with pytest.raises(InvalidRequest, match=message):
         await initialize_platform(
-            store, FakeClock(), CeremonyRequest(**fields), setup=_setup, publisher=publisher  # type: ignore[arg-type]
+            store, FakeClock(), CeremonyRequest(**fields), setup=_setup, new_iam_key=_iam, publisher=publisher  # type: ignore[arg-type]
         )
     assert publisher.staged == [] and await _dump(store) == []
 
@@ -245,7 +252,7 @@ async def test_a_secret_key_is_refused(people: list[Custodian]) -> None:
     secret = people[0].gpg.run("--export-secret-keys", people[0].key.fingerprint)
     request = CeremonyRequest(1, 1, (base64.b64encode(secret).decode(),))
     with pytest.raises(InvalidRequest, match="secret key"):
-        await initialize_platform(MemoryStore(), FakeClock(), request, setup=_setup, publisher=Recorder())
+        await initialize_platform(MemoryStore(), FakeClock(), request, setup=_setup, new_iam_key=_iam, publisher=Recorder())
 
 
 async def _archive_opens(store: Store, plaintext: bytes) -> bool:

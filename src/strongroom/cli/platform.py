@@ -32,6 +32,7 @@ from strongroom.cli.output import FORMATS
 if TYPE_CHECKING:
     from strongroom.core.namespace import NamespaceKeys
     from strongroom.core.platform import CeremonyFile, CeremonyRequest, CeremonyResult
+    from strongroom.crypto.secret import SecretBytes
     from strongroom.storage.base import Transaction
 
 __all__ = ["DirectoryPublisher", "register"]
@@ -135,6 +136,13 @@ async def _platform_records(tx: Transaction, keys: NamespaceKeys) -> None:
     await PolicyStore(tx, keys).write_default()
 
 
+def _new_iam_key() -> SecretBytes:
+    """The platform's first IAM signing key (key id 1), serialised for its barrier record."""
+    from strongroom.auth.iam.signing import IamKey
+
+    return IamKey.generate().to_bytes()
+
+
 async def _run(
     args: argparse.Namespace, request: CeremonyRequest, archive: bytes | None, publisher: DirectoryPublisher
 ) -> CeremonyResult:
@@ -149,7 +157,7 @@ async def _run(
     try:
         if archived is None:
             return await initialize_platform(
-                store, SystemClock(), request, setup=_platform_records, publisher=publisher
+                store, SystemClock(), request, setup=_platform_records, new_iam_key=_new_iam_key, publisher=publisher
             )
         return await recover_platform(store, SystemClock(), archived, request, publisher=publisher)
     finally:

@@ -30,53 +30,58 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, Protocol
 
 import orjson
 
 from strongroom.barrier.keyring import Keyring
 from strongroom.clock import Clock
+from strongroom.core.initialization import new_cluster_info
 from strongroom.core.namespace import NamespaceKeys
+from strongroom.core.platform_archive import (
+    ARCHIVE_FORMAT,
+    MAX_ARCHIVE_BYTES,
+    ArchivedKey,
+    ArchiveMode,
+    archive_message,
+    parse_archive,
+)
 from strongroom.core.rekey import BACKUP_RECORD
 from strongroom.core.seal import SealConfig
-from strongroom.core.vault import Vault, new_cluster_info
+from strongroom.core.vault import Vault
 from strongroom.crypto import pgp
-from strongroom.crypto.aead import KEY_SIZE, generate_key
+from strongroom.crypto.aead import generate_key
 from strongroom.crypto.kdf import sha256
-from strongroom.crypto.random import random_bytes, random_uuid
+from strongroom.crypto.random import random_uuid
 from strongroom.crypto.secret import SecretBytes
 from strongroom.crypto.shamir import split_key, validate_seal_config
-from strongroom.errors import AlreadyInitialized, DecryptionFailed, InvalidRequest, NotInitialized
+from strongroom.errors import (
+    AlreadyInitialized,
+    CorruptRecord,
+    DecryptionFailed,
+    InvalidRequest,
+    NotInitialized,
+)
 from strongroom.storage.base import Store, Transaction, transactional
 
 __all__ = [
-    "ARCHIVE_FORMAT", "IAM_SIGNING_KEY", "MANIFEST_HEADER", "ArchiveMode", "ArchivedKey", "CeremonyFile",
-    "CeremonyRequest", "CeremonyResult", "PlatformSetup", "Publisher", "check_request", "initialize_platform",
-    "parse_archive", "recover_platform",
+    "ARCHIVE_FORMAT", "IAM_SIGNING_KEY", "MANIFEST_HEADER", "MAX_ARCHIVE_BYTES", "ArchiveMode", "ArchivedKey",
+    "CeremonyFile",
+    "CeremonyRequest", "CeremonyResult", "IamKeyFactory", "PlatformSetup", "Publisher", "check_request",
+    "initialize_platform", "parse_archive", "recover_platform",
 ]
 
-ARCHIVE_FORMAT = "strongroom-platform-archive/1"
-"""``format`` of the decrypted archive (JSON: ``format``, ``cluster_id``, ``root_key`` as hex)."""
 MANIFEST_HEADER = "strongroom platform ceremony manifest v1"
 IAM_SIGNING_KEY = ("iam", "signing-key")
-"""Key of the IAM signing key inside the root namespace's ``sys`` area: a barrier record holding the raw
-32-byte Ed25519 private key (docs/spec/storage-layout.md)."""
-IAM_SIGNING_KEY_BYTES = 32
+"""Key of the IAM signing key inside the root namespace's ``sys`` area: a barrier record holding the key
+as ``strongroom.auth.iam.signing.IamKey.to_bytes`` serialises it (docs/spec/storage-layout.md)."""
 ARCHIVE_FILE = "root-key-archive.asc"
-MAX_ARCHIVE_BYTES = 64 * 1024
 
 PlatformSetup = Callable[[Transaction, NamespaceKeys], Awaitable[None]]
 """Writes the platform's initial records (mount table, default policy) in the init transaction."""
-
-
-class ArchiveMode(StrEnum):
-    """Who can open the archive copy of the whole root key."""
-
-    ALL = "all"
-    """Nested encryption, one layer per key: every listed key is needed, in the listed order."""
-    ANY = "any"
-    """One message to every listed key: each holder ALONE has the whole key (bypasses the threshold)."""
+IamKeyFactory = Callable[[], SecretBytes]
+"""Returns a new serialised IAM signing key (the CLI passes ``IamKey.generate().to_bytes``: core does not
+import auth)."""
 
 
 @dataclass(frozen=True)
@@ -160,17 +165,6 @@ class Publisher(Protocol):
 
 
 @dataclass(frozen=True)
-class ArchivedKey:
-    """A decrypted archive: the platform root key and the cluster it belongs to."""
-
-    cluster_id: str
-    root_key: SecretBytes
-
-    def __repr__(self) -> str:
-        return f"ArchivedKey(cluster_id={self.cluster_id!r})"
-
-
-@dataclass(frozen=True)
 class _Keys:
     custodians: tuple[pgp.PgpPublicKey, ...]
     archive: tuple[pgp.PgpPublicKey, ...]
@@ -234,46 +228,9 @@ def _make_files(
 
 
 def _archive_file(root_key: SecretBytes, cluster_id: str, keys: _Keys) -> CeremonyFile:
-    plaintext = orjson.dumps(
-        {"format": ARCHIVE_FORMAT, "cluster_id": cluster_id, "root_key": root_key.reveal().hex()}
-    ) + b"\n"
-    if keys.mode is ArchiveMode.ANY:
-        message = pgp.encrypt_armored(plaintext, list(keys.archive))
-    else:
-        # Innermost layer first, so the first listed key removes the outermost layer.
-        message = plaintext
-        for key in reversed(keys.archive):
-            message = pgp.encrypt_armored(message, [key])
+    assert keys.mode is not None  # check_request: archive keys come with a mode
+    message = archive_message(root_key, cluster_id, keys.archive, keys.mode)
     return CeremonyFile(ARCHIVE_FILE, message, "archive", tuple(k.fingerprint for k in keys.archive))
-
-
-def parse_archive(data: bytes) -> ArchivedKey:
-    """Parse a DECRYPTED archive (what the last ``gpg --decrypt`` printed).
-
-    Raises:
-        InvalidRequest: still encrypted, too large, or not a strongroom platform archive. The message
-            never quotes the input.
-    """
-    if len(data) > MAX_ARCHIVE_BYTES:
-        raise InvalidRequest("the archive is too large to be a decrypted platform archive")
-    if data.lstrip().startswith(b"-----BEGIN PGP MESSAGE") or data[:1] in (b"\x84", b"\x85", b"\xc1"):
-        raise InvalidRequest(
-            "the archive is still PGP-encrypted: decrypt it with gpg first "
-            "(mode all: one layer per archive key holder, in the order of the manifest)"
-        )
-    try:
-        doc = orjson.loads(data)
-        if not isinstance(doc, dict) or doc.get("format") != ARCHIVE_FORMAT:
-            raise ValueError
-        cluster_id, key_hex = doc["cluster_id"], doc["root_key"]
-        if not isinstance(cluster_id, str) or not isinstance(key_hex, str):
-            raise ValueError
-        raw = bytes.fromhex(key_hex)
-    except (orjson.JSONDecodeError, KeyError, ValueError):
-        raise InvalidRequest(f"the archive is not a decrypted {ARCHIVE_FORMAT} document") from None
-    if len(raw) != KEY_SIZE:
-        raise InvalidRequest(f"the archived root key must be {KEY_SIZE} bytes")
-    return ArchivedKey(cluster_id, SecretBytes(raw, kind="root key"))
 
 
 def _result(
@@ -328,14 +285,21 @@ async def _publish_and_commit(
 
 
 async def initialize_platform(
-    store: Store, clock: Clock, request: CeremonyRequest, *, setup: PlatformSetup, publisher: Publisher
+    store: Store,
+    clock: Clock,
+    request: CeremonyRequest,
+    *,
+    setup: PlatformSetup,
+    new_iam_key: IamKeyFactory,
+    publisher: Publisher,
 ) -> CeremonyResult:
     """Run the offline init ceremony on ``store`` (see the module docstring for the order of steps).
 
     Raises:
         InvalidRequest: bad counts or keys (nothing generated).
         AlreadyInitialized: the store's platform is initialised (nothing written, nothing published).
-        CryptoError: PGP encryption failed. Anything ``publisher.stage`` raises (nothing committed).
+        CryptoError: PGP encryption failed. Anything ``publisher.stage`` or ``new_iam_key`` raises
+            (nothing committed).
         StorageError: the store failed (the published files are discarded).
     """
     keys = check_request(request)
@@ -346,13 +310,14 @@ async def initialize_platform(
     cluster = new_cluster_info()
     config = _config(request, keys)
     files = _make_files(root_key, request, keys, cluster["cluster_id"])
+    iam_key = new_iam_key()
 
     async def init(tx: Transaction) -> tuple[Keyring, bytes]:
         try:
             new = await vault.write_new_seal(tx, root_key, config, cluster)
         except AlreadyInitialized:
             raise _already_initialized() from None
-        new.records(tx, "sys").put(IAM_SIGNING_KEY, random_bytes(IAM_SIGNING_KEY_BYTES))
+        new.records(tx, "sys").put(IAM_SIGNING_KEY, iam_key.reveal())
         await setup(tx, new)
         blob = await tx.get(vault.keyring_key)
         assert blob is not None  # written above; read-your-writes
@@ -383,6 +348,7 @@ async def recover_platform(
         InvalidRequest: bad counts or keys; the archive belongs to another cluster, or its key no longer
             opens the keyring (the platform was rekeyed since the archive was made).
         NotInitialized: the store holds no platform.
+        CorruptRecord: the stored seal configuration is not JSON.
         CryptoError, StorageError, publisher errors: as :func:`initialize_platform`.
     """
     keys = check_request(request)
@@ -394,7 +360,10 @@ async def recover_platform(
     seal_raw, blob = await transactional(store, read)
     if seal_raw is None or blob is None:
         raise NotInitialized("the storage is not initialised: there is no platform to recover")
-    doc = orjson.loads(seal_raw)
+    try:
+        doc = orjson.loads(seal_raw)
+    except orjson.JSONDecodeError:
+        raise CorruptRecord("malformed seal configuration") from None
     cluster = {"cluster_id": str(doc.get("cluster_id", "")), "cluster_name": str(doc.get("cluster_name", ""))}
     if doc.get("type", "shamir") != "shamir":
         raise InvalidRequest(f"platform recover needs a shamir seal; this store's seal is {doc.get('type')!r}")
@@ -418,7 +387,7 @@ async def recover_platform(
         tx.set(vault.keyring_key, sealed)
         await vault.update_config(tx, config)
         # Shares kept by an earlier `sys/rekey -backup` are shares of the replaced key: drop them.
-        NamespaceKeys.build(vault.ns_id, vault.path, new_key, keyring).records(tx, "sys").clear(BACKUP_RECORD)
+        tx.clear(vault.space.key("sys", BACKUP_RECORD))
         return keyring, sealed
 
     keyring, sealed = await _publish_and_commit(publisher, files, lambda: transactional(store, rewrap))
