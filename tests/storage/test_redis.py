@@ -585,3 +585,32 @@ async def test_two_stores_transfer_money_and_every_snapshot_balances() -> None:
     finally:
         await second.close()
         await first.close()
+
+
+@pytest.mark.slow
+async def test_out_of_memory_refuses_whole_commits_and_reads_go_on(
+    own_redis: Callable[..., OwnRedis],
+) -> None:
+    server = own_redis("--maxmemory", "4mb", "--maxmemory-policy", "noeviction", "--save", "")
+    await server.start()
+    store = RedisStore("127.0.0.1", server.port, timeout=2)
+    value = b"v" * 8192
+    try:
+        refused: StorageUnavailable | None = None
+        for i in range(2000):
+            try:
+                async with store.transaction() as tx:
+                    tx.set(b"a/%04d" % i, value)
+                    tx.set(b"b/%04d" % i, value)
+            except StorageUnavailable as exc:
+                refused = exc
+                break
+        assert refused is not None
+        assert "OutOfMemoryError" in str(refused)
+        async with store.transaction() as tx:  # reads still work (the read scripts are no-writes)
+            a = dict(await tx.range(b"a/", b"a0"))
+            b = dict(await tx.range(b"b/", b"b0"))
+        assert a  # some commits went through before memory ran out...
+        assert {k[2:] for k in a} == {k[2:] for k in b}  # ...and the refused one wrote nothing
+    finally:
+        await store.close()

@@ -120,7 +120,10 @@ class RedisClient:
         except OSError as exc:
             raise StorageUnavailable(f"redis: cannot connect ({type(exc).__name__})") from exc
         except ResponseError as exc:
-            raise StorageUnavailable(f"redis refused the operation ({_first_line(exc)})") from exc
+            # redis-py strips the error code (OOM, BUSY...) but says it with the class (OutOfMemoryError...).
+            raise StorageUnavailable(
+                f"redis refused the operation ({type(exc).__name__}: {_first_line(exc)})"
+            ) from exc
         except RedisError as exc:
             raise StorageUnavailable(f"redis failed ({type(exc).__name__})") from exc
 
