@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 from strongroom.storage.base import StoreLimits
 from strongroom.storage.etcd import EtcdStore
+from strongroom.storage.etcd_url import parse_url
 from tests.support.etcd import shared_cluster
 
 NAME = "etcd"
@@ -24,7 +26,8 @@ class _PurgingStore(EtcdStore):
 
 
 def make_store(tmp: Path, limits: StoreLimits) -> EtcdStore:
-    cluster = shared_cluster()
-    endpoints = [("127.0.0.1", m.client_port) for m in cluster.members]
-    prefix = f"conformance/{secrets.token_hex(8)}/".encode()
-    return _PurgingStore(endpoints, prefix=prefix, limits=limits)
+    # The URL a server would be given (its prefix= option), parsed as open_store does; the limits of the
+    # suite's size tests cannot be said in a URL, hence the store is built here.
+    url = urlsplit(shared_cluster().url(f"conformance/{secrets.token_hex(8)}/"))
+    settings = parse_url(url, dict(parse_qsl(url.query)))
+    return _PurgingStore(settings.endpoints, prefix=settings.prefix, limits=limits)

@@ -1,240 +1,207 @@
-"""The etcd backend against the session's 3-member cluster (tests/support/etcd.py), each test under a key
-prefix of its own, deleted afterwards: URLs, limits, and the corners of conflict detection that the
-conformance suite cannot reach. Fail-over is in test_etcd_failover.py, TLS and logins in
-test_etcd_security.py."""
+"""Fail-over of the etcd backend on real 3-member clusters (tests/support/etcd.py): unreachable and silent
+members, a commit whose answer is lost, the leader killed under write load and restarted (it catches
+up), quorum lost (bounded StorageUnavailable) and regained. Tests that stop members run on a cluster of
+their own (``private_etcd_cluster``). URLs, limits and conflict corners: test_etcd_limits.py; TLS and
+logins: test_etcd_security.py."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import secrets
 
 import pytest
-import uvloop
 
-from strongroom.errors import InvalidRequest, RecordTooLarge, TransactionConflict
+from strongroom.errors import StorageUnavailable
+from strongroom.storage.base import Transaction, transactional
 from strongroom.storage.etcd import EtcdStore
-from strongroom.storage.etcd_txn import b64s
 from strongroom.storage.url import open_store
-from tests.support.etcd import EtcdCluster, etcd_cluster, get, open_test_store, put
-
-__all__ = ["etcd_cluster"]  # the fixture used below
-
-
-@pytest.fixture
-async def store(etcd_cluster: EtcdCluster) -> AsyncIterator[EtcdStore]:
-    s = open_test_store(etcd_cluster)
-    try:
-        yield s
-    finally:
-        await s.purge()
-        await s.close()
-
-
-# -- URLs ------------------------------------------------------------------------------------------------
-
-
-async def test_url_endpoints_and_options() -> None:
-    store = open_store(
-        "etcd://127.0.0.1:23790,[::1]:23791,etcd.example/?prefix=a/b/&timeout=2.5&max_txn_ops=64"
-    )
-    assert isinstance(store, EtcdStore)
-    assert store.kind == "etcd"
-    assert store.endpoints == [("127.0.0.1", 23790), ("::1", 23791), ("etcd.example", 2379)]
-    assert store._space.prefix == b"a/b/"
-    assert store.limits.max_transaction_ops == 63
-    await store.close()
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        "etcd://",
-        "etcd://h:1/path",
-        "etcd://user:secret@h:1",
-        "etcd://h:99999",
-        "etcd://h:1?colour=blue",
-        "etcd://h:1?timeout=soon",
-        "etcd://h:1?timeout=0",
-        "etcd://h:1?timeout=31",
-        "etcd://h:1?max_connections=2.5",
-        "etcd://h:1?max_request_bytes=1000",
-        "etcd://h:1?prefix=" + "p" * 201,
-    ],
+from tests.support.etcd import (
+    HANG_GUARD,
+    EtcdCluster,
+    etcd_cluster,
+    get,
+    leader,
+    member_value,
+    open_test_store,
+    private_etcd_cluster,
+    put,
+    until,
 )
-def test_bad_urls_are_refused(url: str) -> None:
-    with pytest.raises(InvalidRequest):
-        open_store(url)
+
+__all__ = ["etcd_cluster", "private_etcd_cluster"]  # fixtures used below
 
 
-# -- limits ----------------------------------------------------------------------------------------------
-
-
-async def test_limits_match_what_etcd_accepts(store: EtcdStore) -> None:
-    limits = store.limits
-    assert limits.max_value_bytes < 1_572_864
-    assert limits.max_transaction_ops == 127
-    await put(store, {b"big": b"v" * limits.max_value_bytes})  # exactly at the limit: etcd takes it
-    assert await get(store, b"big") == b"v" * limits.max_value_bytes
-    async with store.transaction() as tx:
-        with pytest.raises(RecordTooLarge):
-            tx.set(b"bigger", b"v" * (limits.max_value_bytes + 1))
-    # As many operations as advertised, each of the costliest kind, fit in one etcd txn.
-    await put(store, {b"op%03d" % i: b"x" for i in range(limits.max_transaction_ops)})
-    async with store.transaction() as tx:
-        await tx.get(b"op000")
-        await tx.range(b"op", b"oq")
-        for i in range(limits.max_transaction_ops // 2):
-            tx.clear(b"op%03d" % i)  # a delete and a shadow put each
-    async with store.transaction() as tx:
-        for i in range(limits.max_transaction_ops // 3):
-            tx.clear_range(b"op%03d" % i, b"op%03d\x00" % i)  # two deletes and a tombstone each
-
-    async def too_many() -> None:
-        async with store.transaction() as tx:
-            for i in range(limits.max_transaction_ops // 2 + 1):
-                tx.clear(b"op%03d" % i)
-
-    with pytest.raises(RecordTooLarge):
-        await too_many()
-
-    async def too_big() -> None:
-        async with store.transaction() as tx:
-            tx.set(b"a", b"v" * (limits.max_transaction_bytes // 2))
-            tx.set(b"b", b"v" * (limits.max_transaction_bytes // 2))
-
-    with pytest.raises(RecordTooLarge):
-        await too_big()
-
-
-async def test_limits_hold_with_the_longest_prefix(etcd_cluster: EtcdCluster) -> None:
-    store = open_test_store(etcd_cluster, prefix="p" * 199 + "/")
-    limits = store.limits
+async def test_unreachable_cluster_is_unavailable_not_a_hang() -> None:
+    store = open_store("etcd://127.0.0.1:1,127.0.0.1:2?timeout=0.5")
     try:
-        await put(store, {b"r": b"1"})
-        # Reads (a compare each), then as many operations and bytes as advertised, all in one request.
-        async with store.transaction() as tx:
-            await tx.get(b"r")
-            await tx.range(b"a", b"z")
-            n = limits.max_transaction_ops
-            share = (limits.max_transaction_bytes - n * 4) // n
-            for i in range(n):
-                tx.set(b"%03d" % i, b"v" * share)
-        async with store.transaction() as tx:
-            assert len(await tx.range(b"0", b"9")) == n
-            tx.set(b"big", b"v" * limits.max_value_bytes)
+        with pytest.raises(StorageUnavailable):
+            await asyncio.wait_for(get(store, b"k"), HANG_GUARD)
+        with pytest.raises(StorageUnavailable):
+            await asyncio.wait_for(put(store, {b"k": b"v"}), HANG_GUARD)
     finally:
+        await store.close()
+
+
+async def test_member_that_never_answers_is_left_behind(etcd_cluster: EtcdCluster) -> None:
+    """A member that accepts connections but never answers (hung, or partitioned after the handshake):
+    each attempt gives up after attempt_timeout and the request moves on to the next member."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # reads nothing, answers nothing
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    real = ("127.0.0.1", etcd_cluster.members[0].client_port)
+    prefix = f"test/{secrets.token_hex(8)}/".encode()
+    store = EtcdStore([("127.0.0.1", port), real], prefix=prefix, timeout=5, attempt_timeout=0.3)
+    alone = EtcdStore([("127.0.0.1", port)], prefix=prefix, timeout=1, attempt_timeout=0.3)
+    try:
+        await asyncio.wait_for(put(store, {b"k": b"v"}), HANG_GUARD)
+        assert accepted  # the silent member was tried first
+        assert await get(store, b"k") == b"v"
+        with pytest.raises(StorageUnavailable):
+            await asyncio.wait_for(get(alone, b"k"), HANG_GUARD)
+    finally:
+        server.close()
+        for writer in accepted:
+            writer.close()
+        await alone.close()
         await store.purge()
         await store.close()
 
 
-# -- conflicts beyond the conformance suite ------------------------------------------------------------------
+# -- retry safety: a commit whose answer was lost --------------------------------------------------------
 
 
-async def test_many_reads_are_coalesced_and_still_conflict(store: EtcdStore) -> None:
-    keys = [b"r%04d" % i for i in range(400)]
-    await put(store, dict.fromkeys(keys[:100], b"0"))
-    await put(store, dict.fromkeys(keys[100:200], b"0"))
-    async with store.transaction() as tx:  # 400 point reads, 200 range reads: far over 128 compares
-        for k in keys:
-            await tx.get(k)
-        for i in range(0, 400, 2):
-            await tx.range(keys[i] + b"/", keys[i + 1])
-        tx.set(b"out", b"1")
-    assert await get(store, b"out") == b"1"
+async def test_commit_whose_answer_is_lost_applies_once(etcd_cluster: EtcdCluster) -> None:
+    """A proxy forwards the first commit to member 0 but drops its answer: the client re-sends it to member
+    1, whose marker check reports it committed. Counting increments proves each applied exactly once."""
+    upstream = etcd_cluster.members[0].client_port
+    dropped = 0
 
-    async def scenario() -> None:
-        async with store.transaction() as t1:
-            for k in keys:
-                await t1.get(k)
-            await put(store, {keys[357]: b"changed"})  # one key among the 400, absent before
-            t1.set(b"out", b"2")
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal dropped
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", upstream)
 
-    with pytest.raises(TransactionConflict):
-        await scenario()
-    assert await get(store, b"out") == b"1"
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, drop: bool) -> None:
+            nonlocal dropped
+            while data := await src.read(65536):
+                if drop and dropped == 0 and pending_txn:
+                    dropped += 1
+                    writer.close()  # the commit reached etcd; its answer never reaches the client
+                    return
+                dst.write(data)
 
+        pending_txn = False
 
-async def test_snapshot_compacted_away_is_a_conflict(store: EtcdStore) -> None:
-    await put(store, {b"a": b"1", b"b": b"1"})
+        async def requests() -> None:
+            nonlocal pending_txn
+            while data := await reader.read(65536):
+                pending_txn = pending_txn or b"/v3/kv/txn" in data
+                up_writer.write(data)
+            up_writer.close()
 
-    async def scenario() -> None:
-        async with store.transaction() as tx:
-            await tx.get(b"a")
-            await put(store, {b"b": b"2"})
-            revision = tx._revision
-            assert revision is not None
-            await store._client.call("/v3/kv/compaction", {"revision": revision + 1, "physical": True})
-            await tx.get(b"b")
-
-    with pytest.raises(TransactionConflict):
-        await scenario()
-
-
-async def test_old_transaction_with_ranges_conflicts(store: EtcdStore) -> None:
-    # Tombstones expire with their lease: a transaction older than max_age cannot trust their absence.
-    store._max_age = 0.0
-
-    async def scenario() -> None:
-        async with store.transaction() as tx:
-            await tx.range(b"a", b"b")
-            await asyncio.sleep(0.01)
-            tx.set(b"x", b"1")
-
-    with pytest.raises(TransactionConflict):
-        await scenario()
-    async with store.transaction() as tx:  # point reads alone do not depend on tombstones
-        await tx.get(b"a")
-        tx.set(b"x", b"1")
-
-
-async def test_clear_range_tombstone_far_away_does_not_conflict(store: EtcdStore) -> None:
-    await put(store, {b"m/1": b"1", b"z/1": b"1"})
-    async with store.transaction() as t1:
-        await t1.range(b"m/", b"m0")
-        for i in range(3):  # several tombstones since t1's snapshot, none overlapping its range
-            async with store.transaction() as t2:
-                t2.clear_range(b"z/", b"z0")
-                t2.set(b"z/%d" % i, b"again")
-        t1.set(b"m/2", b"2")
-    assert await get(store, b"m/2") == b"2"
-
-
-async def test_lost_lease_is_replaced(store: EtcdStore) -> None:
-    await put(store, {b"k": b"1"})
-    assert store._leases.lease is not None
-    await store._client.call("/v3/lease/revoke", {"ID": store._leases.lease})
-    await put(store, {b"k": b"2"})  # the commit finds its lease gone, takes a new one and succeeds
-    assert await get(store, b"k") == b"2"
-
-
-async def test_shadow_keys_are_removed_by_clear_range(store: EtcdStore) -> None:
-    await put(store, {b"s/1": b"1"})
-    async with store.transaction() as tx:
-        tx.clear(b"s/1")
-    shadow = store._space.shadow
-    answer, _ = await store._client.call(
-        "/v3/kv/range", {"key": b64s(shadow), "range_end": b64s(shadow + b"\xff")}
-    )
-    assert answer.get("count") == "1"
-    async with store.transaction() as tx:
-        tx.clear_range(b"s/", b"s0")
-    answer, _ = await store._client.call(
-        "/v3/kv/range", {"key": b64s(shadow), "range_end": b64s(shadow + b"\xff")}
-    )
-    assert "kvs" not in answer
-
-
-def test_works_on_uvloop(etcd_cluster: EtcdCluster) -> None:
-    """The server runs on uvloop, whose transports are not asyncio's classes."""
-
-    async def scenario() -> None:
-        store = open_test_store(etcd_cluster)
         try:
-            await put(store, {b"k": b"v" * 5000})  # an answer large enough to come chunked
-            async with store.transaction() as tx:
-                assert await tx.range(b"", b"\xff") == [(b"k", b"v" * 5000)]
+            await asyncio.gather(requests(), pump(up_reader, writer, True), return_exceptions=True)
         finally:
-            await store.purge()
-            await store.close()
+            writer.close()
+            up_writer.close()
 
-    uvloop.run(scenario())
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    store = EtcdStore(
+        [("127.0.0.1", port), ("127.0.0.1", etcd_cluster.members[1].client_port)],
+        prefix=f"test/{secrets.token_hex(8)}/".encode(),
+    )
+
+    async def bump(tx: Transaction) -> None:
+        tx.set(b"n", b"%d" % (int(await tx.get(b"n") or b"0") + 1))
+
+    try:
+        for _ in range(5):
+            await transactional(store, bump)
+        assert dropped == 1
+        assert await get(store, b"n") == b"5"
+    finally:
+        server.close()
+        await store.purge()
+        await store.close()
+
+
+# -- fail-over -------------------------------------------------------------------------------------------
+
+
+async def test_one_member_down_during_writes_then_back(private_etcd_cluster: EtcdCluster) -> None:
+    """The leader, which is also the member the store talks to, is killed under write load."""
+    cluster = private_etcd_cluster
+    first = await leader(cluster)
+    order = [first] + [i for i in range(3) if i != first]
+    store = open_test_store(cluster, order, timeout=10)
+    workers, increments = 8, 30
+    done = 0
+    victim = -1
+
+    async def bump(tx: Transaction) -> None:
+        tx.set(b"counter", b"%d" % (int(await tx.get(b"counter") or b"0") + 1))
+
+    async def worker(w: int) -> None:
+        nonlocal done, victim
+        for i in range(increments):
+            await transactional(store, bump, attempts=1000)
+            await put(store, {b"w%d/%03d" % (w, i): b"x"})
+            done += 1
+            if done == workers * increments // 3:
+                victim = order[store._client.current]
+                assert victim == first  # the member the store talks to, and the leader: an election
+                cluster.stop_member(victim)  # SIGKILL while the other workers' requests are in flight
+
+    try:
+        await asyncio.wait_for(asyncio.gather(*(worker(w) for w in range(workers))), HANG_GUARD)
+        assert victim >= 0
+        total = workers * increments
+        # Every write succeeded (none raised), and each increment applied exactly once.
+        assert await get(store, b"counter") == b"%d" % total
+        async with store.transaction() as tx:
+            assert len(await tx.range(b"w", b"x")) == total
+
+        cluster.start_member(victim)
+        key = store._space.data + b"counter"
+
+        async def caught_up() -> bool:
+            return await member_value(cluster, victim, key) == b"%d" % total
+
+        await until(caught_up, f"member {victim} catches up")
+        alone = open_test_store(cluster, [victim], prefix=store._space.prefix.decode())
+        try:
+            await put(alone, {b"after": b"1"})  # the restarted member serves writes again
+            assert await get(store, b"after") == b"1"
+        finally:
+            await alone.close()
+    finally:
+        await store.close()
+
+
+async def test_quorum_lost_fails_fast_then_recovers(private_etcd_cluster: EtcdCluster) -> None:
+    cluster = private_etcd_cluster
+    store = open_test_store(cluster, timeout=2, attempt_timeout=1)
+    try:
+        await put(store, {b"k": b"before"})
+        cluster.stop_member(0)
+        cluster.stop_member(1)
+        # Bounded by the store's timeout; the guard only turns a hang into a failure.
+        with pytest.raises(StorageUnavailable):
+            await asyncio.wait_for(put(store, {b"k": b"during"}), HANG_GUARD)
+        with pytest.raises(StorageUnavailable):
+            async with store.transaction() as tx:
+                await asyncio.wait_for(tx.get(b"k"), HANG_GUARD)
+        cluster.start_member(1)
+
+        async def writes() -> bool:
+            await put(store, {b"k": b"after"})
+            return True
+
+        await until(writes, "writes succeed once a quorum is back")
+        assert await get(store, b"k") == b"after"
+    finally:
+        await store.close()
