@@ -183,6 +183,9 @@ def test_bad_options_are_refused_before_the_store_is_touched(
     result = platform("init", tmp_path, people, "--archive-mode", "any")
     assert result.returncode == 1 and "without archive PGP keys" in result.stderr
     assert list(tmp_path.iterdir()) == []  # not even the SQLite file was created
+    result = strongroom("platform", "init", "--storage", "memory://", "--shares", "1", "--threshold", "1",
+                        "--pgp-key", str(people[0].public_key), cwd=tmp_path)
+    assert result.returncode == 1 and "memory:// storage ends with this command" in result.stderr
     # Without --out-dir the files go to a new, timestamped directory.
     result = platform("init", tmp_path, people, shares=2)
     assert result.returncode == 0, result.stderr

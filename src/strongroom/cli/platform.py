@@ -187,6 +187,8 @@ def cmd_ceremony(ctx: Context) -> int:
     args, out = ctx.args, ctx.output
     if not args.storage:
         raise UsageError("--storage URL is required (the store the platform lives in)")
+    if args.storage.startswith("memory:"):
+        raise UsageError("memory:// storage ends with this command: give the store the servers will use")
     if args.shares is None or args.threshold is None:
         raise UsageError("--shares N and --threshold K are required")
     request = _request(args)
@@ -300,10 +302,18 @@ def register(sub: Any) -> None:
     p = sub.add_parser("platform", help="offline platform ceremony (no server)", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     ops = p.add_subparsers(dest="operation", metavar="COMMAND", required=True, parser_class=Parser)
-    init = ops.add_parser("init", help="create the platform root key and its PGP-encrypted shares")
+    init = ops.add_parser(
+        "init", help="create the platform root key and its PGP-encrypted shares",
+        description="Initialise the platform of an empty store, offline: one PGP-encrypted share file per "
+        "custodian, an optional archive, no root token. Guide: docs/operations/platform-ceremony.md",
+    )
     _add_common(init)
     init.set_defaults(handler=cmd_ceremony)
-    recover = ops.add_parser("recover", help="replace the root key and shares using the decrypted archive")
+    recover = ops.add_parser(
+        "recover", help="replace the root key and shares using the decrypted archive",
+        description="Open the platform with the decrypted archive and replace its root key and every share in "
+        "one transaction (old shares stop working). Guide: docs/operations/platform-ceremony.md",
+    )
     recover.add_argument("--archive", required=True, metavar="FILE", help="the decrypted archive, or - for stdin")
     _add_common(recover)
     recover.set_defaults(handler=cmd_ceremony)
