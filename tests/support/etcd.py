@@ -262,9 +262,17 @@ def shared_cluster() -> EtcdCluster:
 
 
 @pytest.fixture(scope="session")
-def etcd_cluster() -> EtcdCluster:
-    """The session's shared 3-member cluster (do not stop its members; use your own key prefix)."""
-    return shared_cluster()
+def etcd_cluster() -> Iterator[EtcdCluster]:
+    """The session's shared 3-member cluster (do not stop its members; use your own key prefix), killed
+    by PID when the session ends (``atexit`` covers sessions where only the conformance factory used it).
+    """
+    global _shared
+    cluster = shared_cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+        _shared = None
 
 
 @pytest.fixture
