@@ -24,6 +24,7 @@ snapshot with the root key of the snapshot's own keyring, rebuilt from unseal ke
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -297,7 +298,11 @@ async def restore_stream(
         async for chunk in body:
             src.write(chunk)
         src.seek(0)
-        verified = verify_snapshot(src, kek=kek, limits=store.limits, cluster_id=cluster_id, force=force)
+        # Reading and hashing the whole file is CPU and disk work: off the event loop, so the node keeps
+        # serving while it verifies (it seals only once the file has passed).
+        verified = await asyncio.to_thread(
+            verify_snapshot, src, kek=kek, limits=store.limits, cluster_id=cluster_id, force=force
+        )
         await restore_verified(store, src, verified, before_write=seal)
     finally:
         src.close()
