@@ -19,7 +19,13 @@ import biscuit_auth
 
 from strongroom.auth.iam.policy import DISCOVERY_PATH, OPERATIONS, SELF_SERVICE_PATHS
 from strongroom.auth.iam.signing import IamPublicKey
-from strongroom.auth.iam.text import MAX_BLOCKS, biscuit_text, is_library_failure, token_from_biscuit
+from strongroom.auth.iam.text import (
+    MAX_BLOCKS,
+    MAX_TOKEN_CHARS,
+    biscuit_text,
+    is_library_failure,
+    token_from_biscuit,
+)
 from strongroom.errors import InvalidRequest
 
 OPERATION_ALIASES = {"write": ("create", "update")}
@@ -75,7 +81,11 @@ def attenuate(
         params["ops"] = set(ops)
         code.append(f"check if operation($op), {{ops}}.contains($op){_EXEMPT};")
     block = biscuit_auth.BlockBuilder("\n".join(code), params) if code else biscuit_auth.BlockBuilder("")
-    return token_from_biscuit(parsed.append(block).to_base64())
+    result = parsed.append(block).to_base64()
+    if len(result) > MAX_TOKEN_CHARS:
+        raise InvalidRequest(f"the attenuated token would be longer than the {MAX_TOKEN_CHARS} characters "
+                             "the server accepts: restrict with fewer blocks or fewer paths")
+    return token_from_biscuit(result)
 
 
 def root_key_id(token: str) -> int | None:
