@@ -16,6 +16,7 @@ Messages must never contain key material, tokens or stored plaintext.
     ├── UnsupportedOperation        the path exists but not for this method (405)
     ├── RequestTooLarge             body or record over the configured limit (413)
     ├── Sealed                      the node or namespace is sealed (503)
+    ├── NamespaceLocked             the namespace's API is locked (sys/namespaces/api-lock) (503)
     ├── NotInitialized              the vault has not been initialised (400 on most paths)
     ├── StorageError                the store failed
     │   ├── StorageUnavailable      the store cannot be reached now (503)
@@ -113,6 +114,16 @@ class Sealed(StrongroomError):
 
     def __init__(self, message: str = "Vault is sealed") -> None:
         super().__init__(message)
+
+
+class NamespaceLocked(StrongroomError):
+    """The addressed namespace, or an ancestor, is locked by ``sys/namespaces/api-lock`` (OpenBao's 503)."""
+
+    def __init__(self, locked_path: str) -> None:
+        super().__init__(
+            "API access to this namespace has been locked by an administrator - "
+            f'"{locked_path}" must be unlocked to gain access.'
+        )
 
 
 class NotInitialized(StrongroomError):

@@ -7,6 +7,7 @@ from typing import Any
 from strongroom.errors import (
     CorruptRecord,
     InvalidRequest,
+    NamespaceLocked,
     NotFound,
     NotInitialized,
     PermissionDenied,
@@ -38,6 +39,7 @@ _STATUS: tuple[tuple[type[StrongroomError], int], ...] = (
     (RecordTooLarge, 413),
     (UnsupportedMediaType, 415),
     (Sealed, 503),
+    (NamespaceLocked, 503),
     (StorageUnavailable, 503),
     (TransactionConflict, 503),
     (NotInitialized, 400),

@@ -1,7 +1,8 @@
 """A node: one server's view of the store plus the seal state of the namespaces it serves.
 
-Nodes are stateless apart from key material in memory: everything durable is in the store. Without
-tenants (a later issue) a node serves the root namespace only.
+Nodes are stateless apart from key material in memory: everything durable is in the store. The root
+namespace (the platform) is ``root``; every other namespace is resolved per request by ``namespaces``
+(:class:`~strongroom.core.namespace_tree.NamespaceTree`), whose tenants keep their seal in storage.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from dataclasses import dataclass
 
 from strongroom import __version__
 from strongroom.clock import Clock, SystemClock
+from strongroom.core.namespace_tree import NamespaceTree
+from strongroom.core.namespaces import header_path
 from strongroom.core.vault import Vault
 from strongroom.errors import UnsupportedPath
 from strongroom.storage.base import Store
@@ -36,6 +39,7 @@ class Node:
         self.clock: Clock = clock or SystemClock()
         self.settings = settings or NodeSettings()
         self.root = Vault(store, self.clock, unseal_expiry=self.settings.unseal_expiry_seconds)
+        self.namespaces = NamespaceTree(self.root, unseal_expiry=self.settings.unseal_expiry_seconds)
         self.version = f"{VAULT_API_VERSION}+strongroom.{__version__}"
         self.started = self.clock.now()
 
@@ -43,14 +47,23 @@ class Node:
         return f"Node(store={self.store.kind!r}, sealed={self.root.sealed})"
 
     def vault(self, namespace: str) -> Vault:
-        """Return the vault serving ``namespace`` (``""`` is the root).
+        """Return the vault serving ``namespace`` (``""`` and ``root`` are the root namespace).
+
+        Any other namespace must have been resolved on this node (every request in it is): handlers get
+        the vault of the namespace their request was resolved to. Tenants get a
+        :class:`~strongroom.core.tenant_seal.TenantVault`, plain namespaces a
+        :class:`~strongroom.core.namespace_tree.PlainVault`.
 
         Raises:
-            UnsupportedPath: the namespace does not exist (namespaces arrive with tenants).
+            UnsupportedPath: this node has not resolved that namespace.
         """
-        if namespace.strip("/") == "":
+        path = header_path(namespace)
+        if not path:
             return self.root
-        raise UnsupportedPath(f"namespace {namespace!r} not found")
+        vault = self.namespaces.vault(path)
+        if vault is None:
+            raise UnsupportedPath(f"namespace {namespace!r} not found")
+        return vault
 
     async def close(self) -> None:
         """Seal and release the store."""

@@ -85,6 +85,21 @@ def decode_share(text: str) -> bytes:
         raise InvalidRequest("'key' must be a valid hex or base64 string") from None
 
 
+def check_share(share: bytes, config: SealConfig) -> None:
+    """Check a decoded unseal share's size against Vault's bounds and ``config`` (shared with tenants).
+
+    Raises:
+        InvalidShare: shorter than 16 or longer than 33 bytes, or not the size ``config``'s shares have.
+    """
+    if len(share) < MIN_KEY_BYTES:
+        raise InvalidShare(f"invalid key: key is shorter than minimum {MIN_KEY_BYTES} bytes")
+    if len(share) > KEY_BYTES + 1:
+        raise InvalidShare(f"invalid key: key is longer than maximum {KEY_BYTES + 1} bytes")
+    expected = KEY_BYTES if config.secret_threshold == 1 else KEY_BYTES + 1
+    if len(share) != expected:
+        raise InvalidShare(f"invalid key: expected {expected} bytes, got {len(share)}")
+
+
 @dataclass
 class ShareCollector:
     """Collects key shares towards a threshold. Not thread-safe; one per ceremony."""
@@ -141,13 +156,7 @@ class ShareCollector:
             raise InvalidRequest(
                 f"incorrect nonce supplied; nonce for this rekey operation is {self.nonce}"
             )
-        if len(share) < MIN_KEY_BYTES:
-            raise InvalidShare(f"invalid key: key is shorter than minimum {MIN_KEY_BYTES} bytes")
-        if len(share) > KEY_BYTES + 1:
-            raise InvalidShare(f"invalid key: key is longer than maximum {KEY_BYTES + 1} bytes")
-        expected = KEY_BYTES if config.secret_threshold == 1 else KEY_BYTES + 1
-        if len(share) != expected:
-            raise InvalidShare(f"invalid key: expected {expected} bytes, got {len(share)}")
+        check_share(share, config)
         self.start()
         for existing in self._parts:
             if constant_time_equal(existing, share):

@@ -21,10 +21,12 @@ from strongroom.barrier.keyring import Keyring
 from strongroom.clock import Clock
 from strongroom.core.encryption_budget import EncryptionBudget
 
-# encode_shares and new_cluster_info are re-exported: core/rekey.py and core/platform.py import them here.
-from strongroom.core.initialization import InitRequest, InitResult, prepare_init
+# InitRequest, InitResult, encode_shares and new_cluster_info are re-exported: callers import them here.
+from strongroom.core.initialization import InitRequest as InitRequest
+from strongroom.core.initialization import InitResult as InitResult
 from strongroom.core.initialization import encode_shares as encode_shares
 from strongroom.core.initialization import new_cluster_info as new_cluster_info
+from strongroom.core.initialization import prepare_init
 from strongroom.core.namespace import ROOT_NAMESPACE_ID, NamespaceKeys
 from strongroom.core.seal import SealConfig, ShareCollector, decode_share
 from strongroom.crypto.secret import SecretBytes

@@ -31,13 +31,32 @@ def open_backend() -> Backend[OpenContext]:
 
 
 @cache
+def tenant_open_backend() -> Backend[OpenContext]:
+    """The system endpoints a tenant serves before its seal check (``docs/spec/namespaces.md`` 5)."""
+    from strongroom.engines.sys import namespaces_seal
+
+    return Backend(list(namespaces_seal.TENANT_OPEN_ROUTES))
+
+
+@cache
 def _backends() -> dict[str, Backend[Context]]:
     from strongroom.engines.kv import v1, v2
-    from strongroom.engines.sys import auth_methods, keys, mounts, policies, snapshot
+    from strongroom.engines.sys import (
+        auth_methods,
+        keys,
+        mounts,
+        namespaces,
+        namespaces_seal,
+        policies,
+        snapshot,
+    )
     from strongroom.engines.token import routes as token_routes
     from strongroom.engines.transit import ROUTES as transit_routes
 
-    sys_routes: list[Any] = [*mounts.ROUTES, *auth_methods.ROUTES, *policies.ROUTES, *keys.ROUTES, *snapshot.ROUTES]
+    sys_routes: list[Any] = [
+        *mounts.ROUTES, *auth_methods.ROUTES, *policies.ROUTES, *keys.ROUTES, *snapshot.ROUTES,
+        *namespaces.ROUTES, *namespaces_seal.ROUTES,
+    ]  # fmt: skip
     return {
         "system": Backend(sys_routes),
         "token": Backend(list(token_routes.ROUTES)),

@@ -9,6 +9,12 @@ retries on conflict.
 
 Unauthenticated system paths (``sys/init``, ``sys/unseal``, ``sys/seal-status``, ``sys/health`` ...) run
 first, before the seal check, with an :class:`OpenContext`.
+
+Namespaces (``docs/spec/namespaces.md``): ``X-Vault-Namespace`` and the path prefix are resolved inside the
+request's transaction (:class:`~strongroom.core.namespace_tree.NamespaceTree`). In the root namespace a
+request to an existing mount reads nothing more than before. A request into a tenant reads the tenant's key
+copy in the same transaction, so a tenant sealed by any node is never served; an unknown namespace answers
+like a sealed tenant. The token is looked up up to the nearest tenant or the platform, never across it.
 """
 
 from __future__ import annotations
@@ -19,18 +25,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from strongroom.auth.acl import ACL
-from strongroom.auth.policy_store import PolicyStore
 from strongroom.auth.tokens import TokenEntry, TokenStore
 from strongroom.core.mounts import MountEntry, load_table
 from strongroom.core.namespace import NamespaceKeys
+from strongroom.core.namespace_tree import Level, Resolution
+from strongroom.core.namespaces import header_path
 from strongroom.core.node import Node
+from strongroom.core.tenant_seal import void_vault
 from strongroom.core.vault import Vault
 from strongroom.engines.context import Context
-from strongroom.engines.framework import Backend, Operation, Request, Response
+from strongroom.engines.framework import Backend, Match, Operation, Request, Response
+from strongroom.engines.namespace_auth import SELF_PATHS, acl_for, find_token
 from strongroom.engines.open import OpenContext
-from strongroom.engines.registry import backend_for, open_backend
+from strongroom.engines.registry import backend_for, open_backend, tenant_open_backend
 from strongroom.errors import (
     InvalidRequest,
+    NamespaceLocked,
     NotFound,
     PermissionDenied,
     Sealed,
@@ -52,12 +62,20 @@ class Incoming:
     request_id: str = ""
 
 
+NODE_PATHS = frozenset({"health", "leader", "step-down"})
+"""System paths of the node itself: answered for the platform whatever the namespace, as in Vault."""
+UNLOCK_PATH = "sys/namespaces/api-lock/unlock"
+"""The one path a locked namespace still serves (OpenBao)."""
+_Served = tuple[Response | None, list[Callable[[], None]], Vault]
+
+
 class Router:
     """Dispatches :class:`Incoming` requests for one node."""
 
     def __init__(self, node: Node) -> None:
         self.node = node
         self._open: Backend[OpenContext] = open_backend()
+        self._tenant_open: Backend[OpenContext] = tenant_open_backend()
 
     async def handle(self, incoming: Incoming) -> Response | None:
         """Run one request to completion and return the handler's response.
@@ -65,50 +83,140 @@ class Router:
         Raises:
             StrongroomError: any subclass; the API layer maps it to a status code.
         """
-        vault = self.node.vault(incoming.namespace)
+        header = ""
+        if incoming.namespace:
+            header = header_path(incoming.namespace)
+            if not header:  # "root", "/": the root namespace, named "" from here on
+                incoming = dataclasses.replace(incoming, namespace="")
         if incoming.operation is Operation.LIST and not incoming.path.endswith("/"):
             # Vault lists directories: the ACL and the engine see the path with its trailing slash.
             incoming = dataclasses.replace(incoming, path=incoming.path + "/")
         if incoming.path.endswith("/") and incoming.operation in (Operation.UPDATE, Operation.PATCH):
             raise InvalidRequest("cannot write to a path ending in '/'")
-        if incoming.path.startswith("sys/"):
-            try:
-                match = self._open.match(incoming.path[4:])
-            except UnsupportedPath:
-                pass
-            else:
-                request = Request(incoming.operation, incoming.path[4:], incoming.data, "sys/",
-                                  incoming.namespace, incoming.token)
-                handler = self._open.handler_for(match, incoming.operation)
-                ctx = OpenContext(self.node, vault, incoming.request_id, incoming.token, self)
-                return await handler(ctx, request, match.parse(incoming.data))
-        keys = vault.keys
-        if keys is None:
+        if incoming.path.startswith("sys/") and (not header or incoming.path[4:] in NODE_PATHS):
+            match = _open_match(self._open, incoming.path)
+            if match is not None:
+                return await self._run_open(self._open, match, self.node.root, incoming.path, incoming, "")
+        if self.node.root.keys is None:
             raise Sealed()
 
-        charge: list[TokenEntry] = []
+        charge: list[tuple[TokenEntry, Level]] = []
 
-        async def run(tx: Transaction) -> tuple[Response | None, list[Callable[[], None]]]:
+        async def run(tx: Transaction) -> _Served | Resolution:
             charge.clear()
-            return await self._authorized(tx, vault, incoming, charge)
+            return await self._serve(tx, header, incoming, charge)
 
         try:
-            response, after_commit = await transactional(self.node.store, run)
+            outcome = await transactional(self.node.store, run)
         except StrongroomError:
             if charge:
                 # As in Vault, a limited-use token pays for every request its policy allowed, also when
                 # the request then failed: the failed transaction's count was rolled back, so count again.
-                await self._charge_use(vault, charge[0])
+                await self._charge_use(*charge[0])
             raise
+        if isinstance(outcome, Resolution):
+            return await self._open_in(outcome, incoming)
+        response, after_commit, owner = outcome
         for action in after_commit:
             action()
-        await vault.account_encryptions()
+        await owner.account_encryptions()
         return response
+
+    async def _run_open(
+        self,
+        backend: Backend[OpenContext],
+        match: Match[OpenContext, Any],
+        vault: Vault,
+        path: str,
+        incoming: Incoming,
+        namespace: str,
+    ) -> Response | None:
+        """Run the unauthenticated system route ``match`` of ``path`` (which starts with ``sys/``)."""
+        request = Request(incoming.operation, path[4:], incoming.data, "sys/", namespace, incoming.token)
+        handler = backend.handler_for(match, incoming.operation)
+        ctx = OpenContext(self.node, vault, incoming.request_id, incoming.token, self)
+        return await handler(ctx, request, match.parse(incoming.data))
+
+    async def _open_in(self, res: Resolution, incoming: Incoming) -> Response | None:
+        """An unauthenticated system route inside a namespace (resolved, outside the transaction)."""
+        vault = void_vault(self.node.root) if res.unknown else res.target.owner
+        backend = self._tenant_open if vault is not self.node.root else self._open
+        match = _open_match(backend, res.rest)
+        if match is None:
+            raise Sealed()
+        return await self._run_open(backend, match, vault, res.rest, incoming, res.target.path)
+
+    def _is_open(self, res: Resolution) -> bool:
+        backend = self._open if res.target.owner is self.node.root and not res.unknown else self._tenant_open
+        return _open_match(backend, res.rest) is not None
+
+    async def _serve(
+        self, tx: Transaction, header: str, incoming: Incoming, charge: list[tuple[TokenEntry, Level]]
+    ) -> _Served | Resolution:
+        """Resolve the namespace and serve the request in ``tx``; a :class:`Resolution` means "run the
+        unauthenticated system route it names, outside this transaction"."""
+        tree = self.node.namespaces
+        if header:
+            res = await tree.resolve(tx, header, incoming.path)
+        else:
+            res = Resolution([tree.root_level(await self.node.root.current_keys(tx))], incoming.path)
+            table = res.tables[0] = await load_table(tx, res.target.keys)  # type: ignore[arg-type]
+            if table.match(incoming.path) is None:
+                # No mount of the root namespace: the path may lead into a child namespace (a mount always
+                # wins, so requests to existing mounts never read the namespace table).
+                res = await tree.descend(tx, res)
+        target = res.target
+        if len(res.levels) > 1 or res.unknown:
+            if res.locked_by and res.rest != UNLOCK_PATH and not res.rest.startswith(UNLOCK_PATH + "/"):
+                raise NamespaceLocked(res.locked_by)
+            if self._is_open(res):
+                return res
+            if res.unknown or target.keys is None:
+                raise Sealed()
+            incoming = dataclasses.replace(incoming, path=res.rest, namespace=target.path)
+        keys = target.keys
+        assert keys is not None
+        if not incoming.token:
+            response, after_commit = await self._anonymous(tx, res, incoming)
+            return response, after_commit, target.owner
+        entry, home = await find_token(tx, res, incoming.token, self.node.clock)
+        table = res.tables.get(len(res.levels) - 1)
+        if table is None:
+            table = await load_table(tx, keys)
+        mount = table.match(incoming.path)
+        if (
+            home is not target
+            and mount is not None
+            and mount.type == "token"
+            and _relative(mount, incoming.path) in SELF_PATHS
+        ):
+            # lookup-self, renew-self, revoke-self act on the caller's own token, in the store holding it.
+            target, keys = home, home.keys
+            assert keys is not None
+            table = await load_table(tx, keys)
+            mount = table.match(incoming.path)
+        acl = await acl_for(tx, entry, home, target, self.node.clock.now())
+        if mount is None:
+            acl.check(_acl_operation(incoming.operation), incoming.path, incoming.data)
+            raise UnsupportedPath(f'no handler for route "{incoming.path}". route entry not found.')
+        # A token of an ancestor namespace has no identity in this namespace's store: what it creates here
+        # is an orphan (docs/spec/namespaces.md section 7).
+        caller = entry if home is target else dataclasses.replace(entry, token_hash=b"")
+        ctx = Context(self.node, keys, tx, mount, caller, incoming.token, acl, incoming.request_id)
+        try:
+            response = await self.dispatch(ctx, mount, incoming, _relative(mount, incoming.path), acl)
+        except StrongroomError:
+            if ctx.authorized and entry.num_uses > 0:
+                charge.append((entry, home))
+            raise
+        assert home.keys is not None
+        await TokenStore(tx, home.keys, self.node.clock).use(entry)
+        return response, ctx.after_commit, target.owner
 
     async def authenticate(
         self, tx: Transaction, vault: Vault, token: str, keys: NamespaceKeys | None = None
     ) -> TokenEntry:
-        """Return the live token entry for ``token`` (``keys``: already checked keys of ``vault``).
+        """Return the live token entry for ``token`` in ``vault``'s own store (``keys``: already checked).
 
         Raises:
             Sealed: the namespace is sealed.
@@ -123,47 +231,29 @@ class Router:
             raise PermissionDenied()
         return entry
 
-    async def _charge_use(self, vault: Vault, entry: TokenEntry) -> None:
+    async def _charge_use(self, entry: TokenEntry, home: Level) -> None:
         """Count one use of ``entry`` in a transaction of its own."""
 
         async def run(tx: Transaction) -> None:
-            keys = await vault.current_keys(tx)
+            keys = await home.vault.current_keys(tx)
             await TokenStore(tx, keys, self.node.clock).use(entry)
 
         await transactional(self.node.store, run)
 
-    async def _authorized(
-        self, tx: Transaction, vault: Vault, incoming: Incoming, charge: list[TokenEntry]
-    ) -> tuple[Response | None, list[Callable[[], None]]]:
-        keys = await vault.current_keys(tx)
-        if not incoming.token:
-            return await self._anonymous(tx, keys, incoming)
-        entry = await self.authenticate(tx, vault, incoming.token, keys)
-        acl = await PolicyStore(tx, keys).acl(entry.policies, self.node.clock.now())
-        table = await load_table(tx, keys)
-        mount = table.match(incoming.path)
-        if mount is None:
-            acl.check(_acl_operation(incoming.operation), incoming.path, incoming.data)
-            raise UnsupportedPath(f"no handler for route \"{incoming.path}\". route entry not found.")
-        ctx = Context(self.node, keys, tx, mount, entry, incoming.token, acl, incoming.request_id)
-        try:
-            response = await self.dispatch(ctx, mount, incoming, _relative(mount, incoming.path), acl)
-        except StrongroomError:
-            if ctx.authorized and entry.num_uses > 0:
-                charge.append(entry)
-            raise
-        await TokenStore(tx, keys, self.node.clock).use(entry)
-        return response, ctx.after_commit
-
     async def _anonymous(
-        self, tx: Transaction, keys: NamespaceKeys, incoming: Incoming
+        self, tx: Transaction, res: Resolution, incoming: Incoming
     ) -> tuple[Response | None, list[Callable[[], None]]]:
         """A request without a token: only routes declared ``unauthenticated`` run, with a deny-all ACL.
 
         Every other outcome, including an unknown path, is the same 403, so an anonymous caller learns
         nothing about which mounts or routes exist.
         """
-        mount = (await load_table(tx, keys)).match(incoming.path)
+        keys = res.target.keys
+        assert keys is not None
+        table = res.tables.get(len(res.levels) - 1)
+        if table is None:
+            table = await load_table(tx, keys)
+        mount = table.match(incoming.path)
         if mount is None:
             raise PermissionDenied()
         relative = _relative(mount, incoming.path)
@@ -188,8 +278,9 @@ class Router:
             # unauthorised caller anything about a path.
             acl.check_any(_acl_candidates(incoming.operation), incoming.path)
         fields = match.parse(incoming.data)
-        request = Request(incoming.operation, relative, incoming.data,
-                          mount.path, incoming.namespace, incoming.token)
+        request = Request(
+            incoming.operation, relative, incoming.data, mount.path, incoming.namespace, incoming.token
+        )
         operation = incoming.operation
         existence = match.route.existence
         if operation is Operation.UPDATE and existence is not None:
@@ -213,10 +304,20 @@ class Router:
         return response
 
 
+def _open_match(backend: Backend[OpenContext], path: str) -> Match[OpenContext, Any] | None:
+    """The unauthenticated system route serving ``path``, if any."""
+    if not path.startswith("sys/"):
+        return None
+    try:
+        return backend.match(path[4:])
+    except UnsupportedPath:
+        return None
+
+
 def _relative(mount: MountEntry, path: str) -> str:
     """``path`` relative to ``mount`` (``""`` for the mount point itself)."""
     prefix = mount.path if mount.kind == "secret" else "auth/" + mount.path
-    return path[len(prefix):] if len(path) >= len(prefix) else ""
+    return path[len(prefix) :] if len(path) >= len(prefix) else ""
 
 
 def _acl_operation(operation: Operation) -> str:
