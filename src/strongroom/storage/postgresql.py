@@ -15,8 +15,8 @@ Design (docs/storage/postgresql.md; the reasons are measured there):
 * **Writes** are buffered (``BufferedTransaction``). At commit the read transaction is rolled back in the
   background and one statement, ``SELECT sr_commit(...)``, runs as its own SERIALIZABLE transaction: it
   re-reads every key and range the transaction read and compares the row versions (a rewrite, a deletion,
-  an insert into a range or of a key read as absent all change them), raises the conflict SQLSTATE on any
-  difference, else applies the writes. So a transaction commits only if everything it read is still
+  an insert into a range or of a key read as absent all change them), returns false on any difference
+  (an answer, not an error, so PostgreSQL logs nothing), else applies the writes. So a transaction commits only if everything it read is still
   current at its commit point (backward validation, as in the sqlite backend), in one round trip.
 * **Why not one SERIALIZABLE transaction for everything**: PostgreSQL's SSI only guarantees that *some*
   serial order exists. A transaction that read a range into which a later-committed transaction inserted
@@ -61,7 +61,7 @@ from strongroom.errors import StorageError, StorageUnavailable, TransactionConfl
 from strongroom.storage.base import BufferedTransaction, StoreLimits
 from strongroom.storage.postgresql_config import PostgresConfig, parse_url
 from strongroom.storage.postgresql_pool import DRIVER_ERRORS, SERIALIZATION_SQLSTATES, Conn, Pool, translate
-from strongroom.storage.postgresql_sql import CONFLICT_SQLSTATE, SCHEMA_VERSION, Statements, commit_literals
+from strongroom.storage.postgresql_sql import SCHEMA_VERSION, Statements, commit_literals
 
 __all__ = ["MAX_KEY_BYTES", "PostgresConfig", "PostgresStore", "PostgresTransaction", "open_url"]
 
@@ -385,9 +385,9 @@ class PostgresStore:
         conn = await self._pool.acquire()
         try:
             if args:
-                await conn.fetchval(statement, *args, timeout=self._timeout)
+                committed = await conn.fetchval(statement, *args, timeout=self._timeout) is True
             else:
-                await conn.execute(statement, timeout=self._timeout)
+                committed = await conn.execute(statement, timeout=self._timeout) == "SELECT 1"
         except DRIVER_ERRORS as exc:
             code = getattr(exc, "sqlstate", None)
             if conn.is_closed() or code is None:
@@ -396,8 +396,6 @@ class PostgresStore:
                 self._pool.discard(conn)
                 raise StorageUnavailable("PostgreSQL commit failed; its outcome is unknown") from exc
             self._pool.release(conn)
-            if code == CONFLICT_SQLSTATE:
-                raise TransactionConflict() from None
             if code in SERIALIZATION_SQLSTATES:
                 return False  # nothing was written
             raise translate(exc, "commit") from exc
@@ -406,6 +404,8 @@ class PostgresStore:
             self._pool.discard(conn)
             raise
         self._pool.release(conn)
+        if not committed:
+            raise TransactionConflict()  # sr_commit found a changed read and wrote nothing
         return True
 
 

@@ -23,7 +23,6 @@ import re
 
 __all__ = [
     "COMMIT_FUNCTION",
-    "CONFLICT_SQLSTATE",
     "SCHEMA_VERSION",
     "Statements",
     "check_schema_name",
@@ -32,9 +31,6 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 """The layout this code writes and reads."""
-
-CONFLICT_SQLSTATE = "SR001"
-"""Raised by ``sr_commit`` when a read changed since the transaction's snapshot (a real conflict)."""
 
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
@@ -46,7 +42,7 @@ CREATE FUNCTION {s}.sr_commit(
     cb bytea[], ce bytea[],             -- cleared ranges [cb, ce)
     dk bytea[],                         -- cleared keys
     wk bytea[], wv bytea[]              -- set keys and their values
-) RETURNS void LANGUAGE plpgsql AS $f$
+) RETURNS boolean LANGUAGE plpgsql AS $f$
 BEGIN
     -- Shared with every other commit; excluded only by a commit that takes the lock exclusively after
     -- a serialization failure, so that it runs alone (see PostgresStore._commit).
@@ -57,7 +53,7 @@ BEGIN
         SELECT 1 FROM unnest(rk, rx) AS r(k, x) LEFT JOIN {s}.kv ON kv.key = r.k
         WHERE kv.xmin IS DISTINCT FROM r.x
     ) THEN
-        RAISE EXCEPTION 'strongroom: a read changed since the snapshot' USING ERRCODE = '{conflict}';
+        RETURN false;  -- a conflict; an answer, not an error, so that the server does not log it
     END IF;
     -- A range read is still valid if it returns the same rows in the same versions: no insert (phantom),
     -- no deletion and no rewrite inside its bounds.
@@ -70,7 +66,7 @@ BEGIN
         FULL JOIN unnest(gi, gk, gx) AS seen(i, k, x) ON now.i = seen.i AND now.key = seen.k
         WHERE now.i IS NULL OR seen.i IS NULL OR now.xmin <> seen.x
     ) THEN
-        RAISE EXCEPTION 'strongroom: a range changed since the snapshot' USING ERRCODE = '{conflict}';
+        RETURN false;
     END IF;
     -- The write buffer's invariant: cleared ranges first, then point clears and sets.
     IF cardinality(cb) > 0 THEN
@@ -83,6 +79,7 @@ BEGIN
         INSERT INTO {s}.kv (key, value) SELECT * FROM unnest(wk, wv)
         ON CONFLICT (key) DO UPDATE SET value = excluded.value;
     END IF;
+    RETURN true;
 END
 $f$
 """
@@ -122,7 +119,11 @@ class Statements:
         # One simple-protocol query, hence one implicit transaction at the connections' default
         # (SERIALIZABLE) isolation. LOCK TABLE takes no snapshot, so the transaction's snapshot is taken
         # by the SELECT after the lock is granted and includes every commit that held it before.
-        self.commit_exclusive = f"LOCK TABLE {s}.commit_lock IN EXCLUSIVE MODE; SELECT {s}.sr_commit(%s)"
+        # The simple protocol returns no rows to asyncpg's execute(), only the last command tag: "SELECT 1"
+        # if sr_commit returned true, "SELECT 0" if it found a conflict.
+        self.commit_exclusive = (
+            f"LOCK TABLE {s}.commit_lock IN EXCLUSIVE MODE; SELECT 1 WHERE {s}.sr_commit(%s)"
+        )
         self.schema_exists = "SELECT 1 FROM pg_namespace WHERE nspname = $1"
         self.create_schema = f"CREATE SCHEMA {s}"
         # Serializes concurrent set-ups of the same schema (several workers starting at once).
@@ -141,7 +142,7 @@ class Statements:
             # uncompressed.
             f"ALTER TABLE {s}.kv ALTER COLUMN value SET STORAGE EXTERNAL",
             f"CREATE TABLE {s}.commit_lock ()",
-            COMMIT_FUNCTION.format(s=s, conflict=CONFLICT_SQLSTATE),
+            COMMIT_FUNCTION.format(s=s),
             f"INSERT INTO {s}.schema_version (version) VALUES ({SCHEMA_VERSION})",  # noqa: S608
         ]
 
