@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import uvloop
@@ -237,3 +238,26 @@ def test_works_on_uvloop(etcd_cluster: EtcdCluster) -> None:
             await store.close()
 
     uvloop.run(scenario())
+
+
+async def test_reads_started_together_share_one_snapshot(
+    store: EtcdStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several first reads in flight at once (gather on one transaction): only one may pin the snapshot,
+    the others must read at its revision."""
+    await put(store, {b"a": b"1", b"b": b"2", b"c/1": b"3"})
+    bodies: list[bytes] = []
+    call = store._client.call
+
+    async def recording(path: str, payload: Any, **kw: Any) -> Any:
+        if path == "/v3/kv/range":
+            bodies.append(payload)
+        return await call(path, payload, **kw)
+
+    monkeypatch.setattr(store._client, "call", recording)
+    async with store.transaction() as tx:
+        got = await asyncio.gather(tx.get(b"a"), tx.get(b"b"), tx.range(b"c/", b"c0"), tx.get(b"z"))
+        assert got == [b"1", b"2", [(b"c/1", b"3")], None]
+        pinned = [b for b in bodies if b'"revision"' not in b]
+        assert len(pinned) == 1
+        assert all(b'"revision":%d' % tx._revision in b for b in bodies if b not in pinned)

@@ -95,6 +95,7 @@ class EtcdTransaction(BufferedTransaction):
         self._store = store
         self._revision: int | None = None
         self._started = 0.0  # event-loop time when the first read was sent
+        self._pinning: asyncio.Future[None] | None = None  # the first read, while it runs
         self._values: dict[bytes, bytes | None] = {}  # what the snapshot holds, as far as read
         self._points: dict[bytes, int] = {}  # key read with get -> its mod_revision (0: absent)
         self._ranges: list[tuple[bytes, bytes]] = []
@@ -103,11 +104,20 @@ class EtcdTransaction(BufferedTransaction):
         """Range request with the JSON ``fields`` (without braces) at the transaction's snapshot."""
         client = self._store._client
         try:
-            if self._revision is None:
-                self._started = asyncio.get_running_loop().time()
-                answer, _ = await client.call("/v3/kv/range", b"{%s}" % fields)
-                self._revision = int(answer["header"]["revision"])
-                return answer  # type: ignore[no-any-return]
+            while self._revision is None:
+                if self._pinning is not None:
+                    # Reads started together (gather on one transaction): one snapshot, the first's.
+                    await asyncio.wait([self._pinning])
+                    continue
+                self._pinning = pinning = asyncio.get_running_loop().create_future()
+                try:
+                    self._started = asyncio.get_running_loop().time()
+                    answer, _ = await client.call("/v3/kv/range", b"{%s}" % fields)
+                    self._revision = int(answer["header"]["revision"])
+                    return answer  # type: ignore[no-any-return]
+                finally:
+                    self._pinning = None
+                    pinning.set_result(None)
             try:
                 # The member that pinned the revision has applied it: no consensus round needed.
                 body = b'{%s,"revision":%d,"serializable":true}' % (fields, self._revision)
