@@ -31,6 +31,7 @@ DRIVER_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,  # misuse detected by the client, e.g. a closed connection
     asyncpg.exceptions.InternalClientError,  # protocol errors
     OSError,  # connect failures, resets
+    EOFError,  # asyncio.IncompleteReadError: a server that hung up in mid-message
     TimeoutError,  # connect_timeout, command_timeout
 )
 """What asyncpg and the network may raise; every one is translated before it leaves the backend."""
@@ -87,7 +88,7 @@ def translate(exc: BaseException, what: str) -> StorageError:
     code = getattr(exc, "sqlstate", None)
     if code in SERIALIZATION_SQLSTATES:
         return TransactionConflict()
-    if isinstance(exc, OSError | TimeoutError):
+    if isinstance(exc, OSError | EOFError | TimeoutError):
         return StorageUnavailable(f"PostgreSQL {what} failed: {type(exc).__name__}: {exc}")
     detail = f"SQLSTATE {code}" if code else type(exc).__name__
     return StorageUnavailable(f"PostgreSQL {what} failed ({detail})")
