@@ -289,3 +289,26 @@ def test_docs_example_runs(tmp_path: Path) -> None:
     assert proc.returncode == 0, out.decode(errors="replace")
     assert b"Success! Migrated and verified." in out
     assert b"Success! Snapshot restored." in out
+
+
+def test_restore_seals_every_worker(tmp_path: Path, cli: Callable[[VaultTarget], Runner]) -> None:
+    """With ``--workers 2`` the restore seals the whole node, not only the worker that took it."""
+    server = start_strongroom(["--storage", f"sqlite:///{tmp_path}/w/s.db", "--workers", "2"], tmp_path)
+    try:
+        init(server)
+        put(server, "a", "1")
+        run = cli(VaultTarget(server.addr, server.token, "strongroom"))
+        path = tmp_path / "snap.bin"
+        assert run("operator", "snapshot", "save", str(path)).code == 0
+        put(server, "a", "2")
+        assert run("operator", "snapshot", "restore", str(path)).code == 0
+        # new connections land on either worker: every one of them answers sealed
+        for _ in range(12):
+            assert sealed(server)
+            with server.client() as c:
+                assert c.get("/v1/secret/data/a").status_code == 503
+        unseal(server)
+        for _ in range(12):
+            assert get(server, "a") == "1"
+    finally:
+        server.kill()

@@ -52,9 +52,9 @@ async def _restore(ctx: Context, req: Request, f: RestoreFields, *, force: bool)
     vault = ctx.node.vault(req.namespace)
 
     async def seal() -> None:
-        # This process forgets the keys now; any other node or worker seals itself at its next request,
-        # when it finds no keyring (the restore clears the store first and writes keyrings last).
-        vault.seal()
+        # Every worker of this node forgets the keys now (as sys/seal); other nodes seal themselves at their
+        # next request, when they find no keyring (the restore clears the store first, writes keyrings last).
+        await vault.seal_node()
 
     stream = snapshot.restore_stream(
         ctx.node.store,
