@@ -205,3 +205,36 @@ def test_routes_are_declared_root_protected() -> None:
         "storage/raft/snapshot": True,
         "storage/raft/snapshot-force": True,
     }
+
+
+async def test_namespaces_and_tenants_are_restored(vault: InProcessVault) -> None:
+    v = vault
+    assert (await v.call("POST", "sys/namespaces/team", json={})).status_code == 200
+    made = await v.ok(
+        "POST", "sys/namespaces/acme", json={"seal": 'seal "shamir" {\n shares = 1\n threshold = 1\n}'}
+    )
+    acme_key, acme_token = made["data"]["key_shares"][0], made["data"]["root_token"]
+    team = {"X-Vault-Namespace": "team", "X-Vault-Token": v.root_token}
+    acme = {"X-Vault-Namespace": "acme", "X-Vault-Token": acme_token}
+    r = await v.client.put("/v1/sys/unseal", json={"key": acme_key}, headers={"X-Vault-Namespace": "acme"})
+    assert r.json()["sealed"] is False
+    kv2 = {"type": "kv", "options": {"version": "2"}}
+    for headers, value in ((team, "team-1"), (acme, "acme-1")):
+        assert (await v.client.post("/v1/sys/mounts/secret", json=kv2, headers=headers)).status_code == 204
+        r = await v.client.post("/v1/secret/data/x", json={"data": {"v": value}}, headers=headers)
+        assert r.status_code == 200, r.text
+    # only the platform may take or restore a snapshot, even with the root token
+    assert (await v.client.get("/v1/" + SNAP, headers=team)).status_code == 404
+    assert (await v.client.get("/v1/" + SNAP, headers=acme)).status_code in (403, 404)
+    data = await take(v)
+    for headers, value in ((team, "team-2"), (acme, "acme-2")):
+        await v.client.post("/v1/secret/data/x", json={"data": {"v": value}}, headers=headers)
+    r = await v.client.put("/v1/sys/seal", headers=acme)  # sealed after the snapshot was taken
+    assert r.status_code == 204, r.text
+    assert (await v.client.get("/v1/secret/data/x", headers=acme)).status_code == 503
+    assert (await v.call("POST", SNAP, content=data)).status_code == 204
+    await unseal(v)
+    for headers, value in ((team, "team-1"), (acme, "acme-1")):
+        r = await v.client.get("/v1/secret/data/x", headers=headers)
+        assert r.status_code == 200, r.text
+        assert r.json()["data"]["data"] == {"v": value}
