@@ -92,4 +92,6 @@ def open_test_store(limits: StoreLimits | None = None, **options: Any) -> Droppi
 
 
 def make_store(tmp: Path, limits: StoreLimits) -> Store:
-    return open_test_store(limits)
+    # A long snapshot window: the suite's reads expect no "too old" conflict even on a slow CI machine;
+    # tests/storage/test_redis.py covers the window itself.
+    return open_test_store(limits, snapshot_window=60.0)
