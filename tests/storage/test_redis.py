@@ -118,7 +118,7 @@ async def test_password_comes_from_the_environment_and_least_privilege_suffices(
     user, password = f"srtest-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
     prefix = f"srtest:{uuid.uuid4().hex}:"
     client = admin()
-    await client.execute_command(
+    await client.execute_command(  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
         "ACL", "SETUSER", user, "on", f">{password}", f"~{prefix}*", "resetchannels", "-@all",
         *(f"+{c}" for c in backend.ACL_COMMANDS),
     )  # fmt: skip
