@@ -34,18 +34,23 @@ class Refused(ValueError):
     """The token's attenuation blocks are outside what the server evaluates."""
 
 
-def check_blocks(serialized: bytes) -> None:
-    """Refuse a token whose attenuation blocks could make authorization expensive (module docstring).
+def check_blocks(serialized: bytes) -> int | None:
+    """Refuse a token whose attenuation blocks could make authorization expensive (module docstring);
+    return the root key id the token names (``None`` if none).
 
-    ``serialized`` is the token's protobuf, already verified by biscuit.
+    ``serialized`` is the token's protobuf. This reads structure only and may run before the signatures
+    are verified: biscuit then verifies these same bytes.
 
     Raises:
         Refused: a rule, a closure, or a cost above the budget in a non-authority block.
-        ValueError: the bytes are not a biscuit (cannot happen after verification).
+        ValueError: the bytes are not a biscuit's protobuf.
     """
     first_party: list[bytes] = []
     third_party: list[bytes] = []
+    root_key_id: int | None = None
     for number, value in _fields(serialized):
+        if number == 1 and isinstance(value, int):  # Biscuit.rootKeyId
+            root_key_id = value
         if number == 3 and isinstance(value, bytes):  # Biscuit.blocks: SignedBlock
             block, external = b"", False
             for field, inner in _fields(value):
@@ -70,6 +75,7 @@ def check_blocks(serialized: bytes) -> None:
             cost += total_facts ** len(body)
     if cost > COST_BUDGET:
         raise Refused("attenuation checks too costly")
+    return root_key_id
 
 
 def _fact_names(block: bytes) -> Iterator[int]:
