@@ -310,8 +310,10 @@ class Vault:
         """Forget the keys and any unseal progress on this node."""
         self.keys = None
         self._keyring_blob = None
-        # Another node may rekey while this one is sealed: read the seal configuration afresh.
+        # Another node may rekey while this one is sealed, or a snapshot of another cluster may be restored:
+        # read the seal configuration and the cluster identity afresh.
         self._config = None
+        self._cluster = None
         for forget in self.on_seal:
             forget()
         self.unseal_progress.reset()
