@@ -22,6 +22,7 @@ from strongroom.core.mounts import (
     normalize_mount_path,
     store_table,
 )
+from strongroom.core.namespaces import NamespaceTable
 from strongroom.engines.context import Context
 from strongroom.engines.fields import NoFields, parse_duration
 from strongroom.engines.framework import Operation, Request, Response, Route
@@ -143,6 +144,10 @@ async def enable_mount(ctx: Context, req: Request, f: MountFields) -> None:
     if type_ not in SECRET_ENGINE_TYPES:
         raise InvalidRequest(f"plugin not found in the catalog: {type_}")
     table = await load_table(ctx.tx, ctx.keys)
+    first = path.split("/", 1)[0]
+    if await NamespaceTable(ctx.tx, ctx.keys).get(first) is not None:
+        # A mount would shadow the child namespace of that name (docs/spec/namespaces.md section 6).
+        raise InvalidRequest(f"path is already in use at {first}/")
     entry = new_entry(
         path,
         type_,

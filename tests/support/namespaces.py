@@ -1,0 +1,83 @@
+"""Helpers for namespace tests: requests with ``X-Vault-Namespace`` and tenants created through the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from tests.support.vault import InProcessVault
+
+
+@dataclass
+class Tenant:
+    """A tenant created with ``sys/namespaces`` and a seal: its shares and its own root token."""
+
+    path: str
+    keys: list[str]
+    root_token: str
+    threshold: int
+
+
+@dataclass
+class Namespaces:
+    """An in-process vault driven with namespace headers."""
+
+    vault: InProcessVault
+    tenants: dict[str, Tenant] = field(default_factory=dict)
+
+    async def call(
+        self, method: str, path: str, *, token: str | None = None, ns: str = "", **kw: Any
+    ) -> httpx.Response:
+        """``method /v1/path`` with ``token`` (platform root by default, ``""`` for none) in namespace ``ns``."""
+        headers = self.vault.headers(token) if token != "" else {}
+        if ns:
+            headers["X-Vault-Namespace"] = ns
+        headers.update(kw.pop("headers", {}))
+        return await self.vault.client.request(method, "/v1/" + path.lstrip("/"), headers=headers, **kw)
+
+    async def ok(self, method: str, path: str, **kw: Any) -> Any:
+        """Like :meth:`call` but assert a 2xx; return the JSON body (``None`` for 204)."""
+        r = await self.call(method, path, **kw)
+        assert 200 <= r.status_code < 300, (method, path, kw.get("ns"), r.status_code, r.text)
+        return r.json() if r.status_code != 204 else None
+
+    async def fails(self, status: int, method: str, path: str, **kw: Any) -> list[str]:
+        """Assert ``status``; return the error messages."""
+        r = await self.call(method, path, **kw)
+        assert r.status_code == status, (method, path, kw.get("ns"), r.status_code, r.text)
+        errors: list[str] = r.json().get("errors", []) if r.content else []
+        return errors
+
+    async def plain(self, name: str, *, ns: str = "", token: str | None = None, **body: Any) -> dict[str, Any]:
+        """Create plain namespace ``name`` below ``ns`` with ``token``; return its data."""
+        body = await self.ok("POST", f"sys/namespaces/{name}", ns=ns, token=token, json=body)
+        data: dict[str, Any] = body["data"]
+        return data
+
+    async def tenant(
+        self, name: str, *, ns: str = "", shares: int = 3, threshold: int = 2, unseal: bool = True, token: str | None = None
+    ) -> Tenant:
+        """Create tenant ``name`` below ``ns`` (sealed, initialised) and by default unseal it."""
+        seal = f'seal "shamir" {{ shares = {shares} threshold = {threshold} }}'
+        data = (await self.ok("POST", f"sys/namespaces/{name}", ns=ns, token=token, json={"seal": seal}))["data"]
+        tenant = Tenant(data["path"], data["key_shares"], data["root_token"], threshold)
+        self.tenants[tenant.path] = tenant
+        if unseal:
+            await self.unseal(tenant)
+        return tenant
+
+    async def unseal(self, tenant: Tenant) -> dict[str, Any]:
+        """Unseal ``tenant`` from inside (``sys/unseal`` with its namespace header, no token)."""
+        body: dict[str, Any] = {}
+        for key in tenant.keys[: tenant.threshold]:
+            body = await self.ok("PUT", "sys/unseal", ns=tenant.path, token="", json={"key": key})
+        assert body["sealed"] is False, body
+        return body
+
+    async def token_in(self, ns: str, token: str, policies: list[str], **kw: Any) -> str:
+        """Create a token in namespace ``ns`` with ``token``; return it."""
+        body = await self.ok("POST", "auth/token/create", ns=ns, token=token, json={"policies": policies, **kw})
+        created: str = body["auth"]["client_token"]
+        return created
