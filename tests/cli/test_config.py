@@ -90,7 +90,7 @@ def test_config_is_frozen() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('storage "s3" {}', 'storage "s3" is not supported (supported: inmem, memory, sqlite'),
+        ('storage "s3" {}', 'storage "s3" is not supported (supported: etcd, inmem, memory, postgresql, redis, sqlite)'),
         ('storage "sqlite" {}', 'storage "sqlite" needs a path'),
         ('storage "sqlite" { path = ["a"] }', "path must be a string"),
         ('storage "sqlite" { path = "a" password = "x" }', "use password_file"),

@@ -20,10 +20,12 @@
 strongroom does not use (``cluster_addr``, ``telemetry`` ...) are kept as ``warnings`` for the server to
 log, so an operator's existing Vault file loads.
 
-Storage blocks map to storage URLs through :data:`STORAGE_KINDS`; later backends add themselves with
+Storage blocks map to storage URLs through :data:`STORAGE_KINDS` (``sqlite``, ``inmem``; ``postgresql``,
+``etcd`` and ``redis`` from :mod:`strongroom.cli.config_storage`); plugins add theirs with
 :func:`register_storage`. Passwords never go into a URL (it would show in ``ps`` and logs): a storage block
-names them with ``password_file`` or ``password_env`` and the backend reads them with
-:func:`storage_secret` when it connects; a literal ``password`` is refused.
+names them with ``password_file`` or ``password_env`` (read with :func:`storage_secret`, or, for the
+built-in backends, checked to point where the backend reads its password); a literal ``password`` is
+refused.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from typing import Any
 import hcl
 from hcl.lexer import Lexer
 
+from strongroom.cli.config_storage import BLOCKS as _NETWORK_BLOCKS
 from strongroom.errors import InvalidRequest
 
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
@@ -121,8 +124,10 @@ STORAGE_KINDS: dict[str, StorageKind] = {
     "sqlite": StorageKind("sqlite", _sqlite_url),
     "memory": StorageKind("memory", _memory_url),
     "inmem": StorageKind("memory", _memory_url),
+    # PostgreSQL, etcd, Redis: strongroom.cli.config_storage (URLs without secrets; docs/configuration.md).
+    **{name: StorageKind(name, to_url) for name, to_url in _NETWORK_BLOCKS.items()},
 }
-"""Storage block types by name; the PostgreSQL, etcd and Redis backends register theirs."""
+"""Storage block types by name (plugins may add theirs with :func:`register_storage`)."""
 
 
 def register_storage(block_type: str, kind: StorageKind) -> None:
