@@ -28,6 +28,8 @@ pytestmark = pytest.mark.slow
 HEADER = "x-strongroom-worker"
 WAIT = 60.0
 """Upper bound for the supervisor to restart a worker or for workers to exit (never a timing assertion)."""
+IDLE = 20.0
+"""granian closes a keep-alive connection idle for 30 s (hyper's header read timeout): re-pin before that."""
 
 
 def _alive(pid: int) -> bool:
@@ -54,6 +56,7 @@ class Workers:
     def __init__(self, server: ServerProcess) -> None:
         self.server = server
         self.clients: dict[int, httpx.Client] = {}
+        self.used: dict[int, float] = {}
 
     def find(self, count: int = 2, *, exclude: frozenset[int] = frozenset()) -> list[int]:
         """Open connections until ``count`` distinct live workers (not in ``exclude``) answered."""
@@ -76,15 +79,38 @@ class Workers:
             if pid in self.clients or pid in exclude:
                 client.close()
             else:
-                self.clients[pid] = client
-        pytest.fail(f"fewer than {count} workers answered within {WAIT:.0f} s (saw {sorted(self.clients)})")
+                self.clients[pid], self.used[pid] = client, time.monotonic()
+        pytest.fail(
+            f"fewer than {count} workers answered within {WAIT:.0f} s (saw {sorted(self.clients)})\n"
+            + self.server.log()[-4000:]
+        )
 
     def call(self, pid: int, method: str, path: str, token: str = "", **kwargs: object) -> httpx.Response:
         """Send one request through worker ``pid``'s connection and check it went there."""
         headers = {"X-Vault-Token": token} if token else {}
+        if time.monotonic() - self.used[pid] > IDLE:
+            self._repin(pid)
+        self.used[pid] = time.monotonic()
         response = self.clients[pid].request(method, "/v1/" + path, headers=headers, **kwargs)  # type: ignore[arg-type]
-        assert int(response.headers[HEADER]) == pid
+        assert int(response.headers[HEADER]) == pid, "the keep-alive connection moved to another worker"
         return response
+
+    def _repin(self, pid: int) -> None:
+        """Make sure the connection to ``pid`` is still its own (the server may have closed it as idle)."""
+        client = self.clients[pid]
+        if int(client.get("/v1/sys/seal-status").headers[HEADER]) == pid:
+            return
+        client.close()
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            client = httpx.Client(
+                base_url=self.server.addr, timeout=30, limits=httpx.Limits(max_connections=1)
+            )
+            if int(client.get("/v1/sys/seal-status").headers[HEADER]) == pid:
+                self.clients[pid] = client
+                return
+            client.close()
+        pytest.fail(f"no new connection reached worker {pid} within {WAIT:.0f} s")
 
     def close(self) -> None:
         for client in self.clients.values():

@@ -69,6 +69,8 @@ class _Slot:
     started: float = 0.0
     quick_deaths: int = 0
     restart_at: float | None = 0.0
+    ready: bool = False
+    """It sent ``HELLO``: from then on it may hold keys, so broadcasts wait for its confirmation."""
 
 
 @dataclass
@@ -195,7 +197,7 @@ class Supervisor:
         theirs.close()
         ours.settimeout(SEND_TIMEOUT)
         slot.pid, slot.conn, slot.decoder = pid, ours, FrameDecoder()
-        slot.started, slot.restart_at = time.monotonic(), None
+        slot.started, slot.restart_at, slot.ready = time.monotonic(), None, False
         self._by_pid[pid] = slot
         self._selector.register(ours, selectors.EVENT_READ, slot)
         log.info("worker %d started (pid %d)", slot.index + 1, pid)
@@ -310,6 +312,7 @@ class Supervisor:
                 raise MalformedMessage("unknown ACK outcome") from None
             self._ack(slot, msg.integer("epoch"), outcome)
         elif kind is Kind.HELLO:
+            slot.ready = True
             key = self.unseal.root_key
             reply = message(
                 Kind.STATE, request, epoch=self.unseal.epoch, root_key=key.reveal() if key else b""
@@ -379,7 +382,10 @@ class Supervisor:
         skip: int = 0,
     ) -> None:
         targets = [s for s in self.slots if s.conn is not None and s.pid != skip]
-        broadcast = _Broadcast(epoch, {s.pid for s in targets}, time.monotonic() + ACK_TIMEOUT, origin, kill)
+        # A worker that has not said HELLO holds no keys yet and learns the state from the STATE reply,
+        # which its link delivers after this message: no need to wait for it (it may still be importing).
+        waiting = {s.pid for s in targets if s.ready}
+        broadcast = _Broadcast(epoch, waiting, time.monotonic() + ACK_TIMEOUT, origin, kill)
         self._broadcasts.append(broadcast)
         for slot in targets:
             self._send(slot, msg)
