@@ -422,6 +422,20 @@ def test_derived_ed25519_signs_with_the_context_key() -> None:
         assert err.value.message == f"error deriving key: {MISSING_CONTEXT}"
 
 
+def test_the_derived_key_cache_holds_fixed_size_entries_and_stays_bounded() -> None:
+    # Contexts are caller input up to the request size; the cache used to keep each one in its key.
+    material = KeyMaterial.generate(KeyType.ED25519)
+    big = b"c" * 100_000
+    first = signing.sign(material, b"m", derivation=(KDF_HKDF_SHA256, big))
+    derived = [k for k in material.cache if isinstance(k, tuple) and k[0] == "ed25519-derived"]
+    assert derived and all(len(repr(k)) < 200 for k in derived)
+    again = signing.sign(material, b"m", derivation=(KDF_HKDF_SHA256, big))
+    assert again.derived_public_key == first.derived_public_key
+    for i in range(3 * signing._DERIVED_CACHE_LIMIT):
+        signing.sign(material, b"m", derivation=(KDF_HKDF_SHA256, i.to_bytes(4, "big")))
+    assert len(material.cache) <= signing._DERIVED_CACHE_LIMIT + 2  # plus non-derived entries
+
+
 def test_signatures_carry_no_key_material_in_reprs() -> None:
     material = KeyMaterial.generate(KeyType.ED25519)
     sig = signing.sign(material, b"m", derivation=(KDF_HKDF_SHA256, b"c"))

@@ -21,6 +21,7 @@ only where Vault reports a user error (an ECDSA signature that is not DER, a bad
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import math
 import secrets
@@ -46,7 +47,9 @@ SALT_AUTO = 0
 SALT_HASH = -1
 
 _CURVE_BYTES = {KeyType.ECDSA_P256: 32, KeyType.ECDSA_P384: 48, KeyType.ECDSA_P521: 66}
-_DERIVED_CACHE_LIMIT = 1024
+_DERIVED_CACHE_LIMIT = 256
+"""Derived Ed25519 keys kept per key version (then all are dropped): a fixed-size entry each, see
+:func:`_ed25519_key`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +139,12 @@ def _digest(material: KeyMaterial, message: bytes, options: SigningOptions) -> b
 
 
 def _ed25519_key(material: KeyMaterial, derivation: tuple[int, bytes] | None) -> ed25519.Ed25519PrivateKey:
-    """The signing key: the version's own, or the one Vault derives for the context (cached per context)."""
+    """The signing key: the version's own, or the one Vault derives for the context (cached per context).
+
+    The cache is keyed by the SHA-256 of the context, never the context itself: contexts are caller
+    input of any length (up to the request size limit), and a cache holding them would let callers pin
+    ``_DERIVED_CACHE_LIMIT`` times that much memory per key version.
+    """
     if derivation is None:
         private = material.private_key
         if not isinstance(private, ed25519.Ed25519PrivateKey):
@@ -147,7 +155,7 @@ def _ed25519_key(material: KeyMaterial, derivation: tuple[int, bytes] | None) ->
         raise InvalidRequest("requested version for signing does not contain a private part")
     if not context:
         raise InvalidRequest(f"error deriving key: {MISSING_CONTEXT}")
-    cache_key = ("ed25519-derived", kdf, context)
+    cache_key = ("ed25519-derived", kdf, hashlib.sha256(context).digest())
     key = material.cache.get(cache_key)
     if key is None:
         key = derive_ed25519(material.reveal_key(), context, kdf)

@@ -44,6 +44,7 @@ _T = TypeVar("_T")
 
 _GO_TIME = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)\Z")
 _EPOCH = datetime.datetime(1970, 1, 1)
+_SECOND = datetime.timedelta(seconds=1)
 ZERO_TIME = "0001-01-01T00:00:00Z"
 """Go's zero ``time.Time`` as JSON (the ``time`` of an empty ``KeyEntry``)."""
 
@@ -60,15 +61,14 @@ def parse_time(text: str, where: str = "time") -> tuple[int, int]:
     if m is None:
         raise InvalidRequest(f"invalid backup: {where} is not an RFC 3339 time")
     year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
-    try:
-        moment = datetime.datetime(year, month, day, hour, minute, second)
-    except ValueError:
-        raise InvalidRequest(f"invalid backup: {where} is not an RFC 3339 time") from None
-    seconds = (moment - _EPOCH) // datetime.timedelta(seconds=1)
     zone = m.group(8)
-    if zone != "Z":
-        offset = int(zone[1:3]) * 3600 + int(zone[4:6]) * 60
-        seconds += -offset if zone[0] == "+" else offset
+    offset = 0 if zone == "Z" else (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60) * (1 if zone[0] == "+" else -1)
+    try:
+        # In UTC, and within years 1..9999 (a zone offset can carry a time past either end).
+        moment = datetime.datetime(year, month, day, hour, minute, second) - datetime.timedelta(seconds=offset)
+    except (ValueError, OverflowError):
+        raise InvalidRequest(f"invalid backup: {where} is not an RFC 3339 time") from None
+    seconds = (moment - _EPOCH) // _SECOND
     return seconds, int((m.group(7) or "").ljust(9, "0"))
 
 
@@ -284,7 +284,7 @@ def parse_entry(doc: GoObject, key_type: KeyType) -> tuple[KeyMaterial, EntryFac
     try:
         material = _material(doc, key_type, key, hmac_key)
         material.check()
-    except (ValueError, TypeError, CorruptRecord, InvalidSignature):
+    except (ValueError, TypeError, OverflowError, CorruptRecord, InvalidSignature):  # Overflow: RSA e < 0
         raise InvalidRequest(f"invalid backup: {where} is not a valid {key_type.value} key") from None
     seconds, nanos = parse_time(doc.string("time") or ZERO_TIME, f"{where}.time")
     chain = [_chain_item(c, f"{where}.certificate_chain") for c in doc.array("certificate_chain")]

@@ -109,7 +109,7 @@ async def backup(ctx: Context, req: Request, f: BackupFields) -> Response:
     keys.put(policy)
     entries = {}
     for v, info in policy.versions.items():
-        entries[v] = ve.entry_json(await keys.material(policy, v), _facts(info))
+        entries[v] = ve.entry_json(await keys.material(policy, v, archived=True), _facts(info))
     keys_map = {str(v): entries[v] for v in sorted(entries, key=str) if v >= policy.min_decryption_version}
     archive = [entries.get(v) or ve.zero_entry()
                for v in range(policy.min_available_version, policy.latest_version + 1)]
@@ -240,6 +240,12 @@ def _version_entries(top: ve.GoObject, p: ve.GoObject, latest: int, min_dec: int
         # only supplies older ones, and slot 0 is Go's empty entry until a trim.
         if v >= 1 and v not in entries and not ve.is_zero_entry(entry):
             entries[v] = entry
+    # Vault's archive holds every version from min_available_version on. Requiring them all keeps a key's
+    # versions contiguous, so the work of a later backup (one archive slot per version) is bounded by
+    # what was restored, not by a latest_version the backup may claim.
+    gap = next((v for v in range(max(min_avail, 1), latest + 1) if v not in entries), None)
+    if gap is not None:
+        raise InvalidRequest(f"invalid backup: no key material for version {gap}")
     return entries
 
 

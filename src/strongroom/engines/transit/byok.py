@@ -227,7 +227,8 @@ async def _complete(keys: TransitKeys, policy: KeyPolicy, version: int, key: byt
         InvalidRequest: no such version, a type without public keys, a public key for a version that has
             one, a version that already has its private key, or a key that does not match.
     """
-    if version not in policy.versions:
+    if version not in policy.versions or version < policy.min_decryption_version:
+        # Versions below min_decryption_version are archived: Vault does not find them either.
         raise InvalidRequest("no such key version")
     if not policy.type.asymmetric:
         raise InvalidRequest("provided type does not support importing key versions")

@@ -4,7 +4,7 @@ Vault reports errors with Go's own wording (``illegal base64 data at input byte 
 tests match on those strings, so the helpers here reproduce them. Batches follow Vault's rules: each
 item fails on its own with an ``error`` string, and the response status is 400 if any item failed with a
 user error (500 for an internal one), or the caller's ``partial_failure_response_code`` when some items
-succeeded.
+succeeded (deliberately only 200..599, where Vault takes 1..599: see :func:`override_status`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,15 @@ MAX_BATCH_ITEMS = 100_000
 """Default cap on ``batch_input`` items; the mount's ``max_batch_items`` tune option lowers or raises it."""
 
 _B64_ALPHABET = re.compile(r"[^A-Za-z0-9+/=\r\n]")
+# One optional sign and at most 18 ASCII digits: what int() surely parses (str.isdigit also accepts
+# superscripts and other scripts' digits, some of which int() refuses) and what fits Go's int64.
+_INT_TEXT = re.compile(r"\s*[+-]?[0-9]{1,18}\s*", re.ASCII)
+
+MIN_OVERRIDE_STATUS = 200
+MAX_OVERRIDE_STATUS = 599
+"""Bounds of ``partial_failure_response_code``: final HTTP statuses only. Vault accepts 1..599, but a
+status below 100 is not HTTP at all (Go's server panics on it; the ASGI server aborts the process) and
+a 1xx is an interim response that cannot carry the batch results."""
 
 
 def _std_b64(text: str) -> bytes:
@@ -116,9 +125,18 @@ def batch_items(raw: Any, limit: int = MAX_BATCH_ITEMS) -> list[Mapping[str, Any
         raise InvalidRequest("failed to parse batch input: batch_input must be a list of objects")
     if not raw:
         raise InvalidRequest("missing batch input to process")
-    if len(raw) > limit:
-        raise InvalidRequest(f"batch_input has {len(raw)} items; the limit on this mount is {limit}")
+    check_batch_size(len(raw), limit)
     return raw
+
+
+def check_batch_size(count: int, limit: int) -> None:
+    """Refuse a batch of ``count`` items above ``limit``.
+
+    Raises:
+        InvalidRequest: ``count > limit``.
+    """
+    if count > limit:
+        raise InvalidRequest(f"batch_input has {count} items; the limit on this mount is {limit}")
 
 
 def item_str(item: Mapping[str, Any], name: str) -> str:
@@ -150,7 +168,7 @@ def item_int(item: Mapping[str, Any], name: str) -> int:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 19:
+    if isinstance(value, str) and _INT_TEXT.fullmatch(value):
         return int(value)
     raise InvalidRequest(f"failed to parse batch input: '{name}' must be an integer")
 
@@ -194,12 +212,21 @@ class BatchResult:
         if self.user_error or self.internal_error:
             code = 400 if self.user_error else 500
             if partial_failure_code is not None and self.success:
-                if 1 <= partial_failure_code <= 599:
-                    code = partial_failure_code
-                else:
-                    resp.warnings.append(
-                        "invalid HTTP response code override from partial_failure_response_code, "
-                        f"reverting to {code}"
-                    )
+                code = override_status(resp, partial_failure_code, code)
             resp.status = code
         return resp
+
+
+def override_status(resp: Response, wanted: int, default: int) -> int:
+    """Return ``wanted`` if it is an acceptable ``partial_failure_response_code``, else ``default``.
+
+    An unacceptable code adds Vault's warning to ``resp``. Deliberate difference from Vault, which
+    accepts 1..599: only final statuses (200..599) are taken; anything else could not be sent as an
+    HTTP response at all (see :data:`MIN_OVERRIDE_STATUS`).
+    """
+    if MIN_OVERRIDE_STATUS <= wanted <= MAX_OVERRIDE_STATUS:
+        return wanted
+    resp.warnings.append(
+        f"invalid HTTP response code override from partial_failure_response_code, reverting to {default}"
+    )
+    return default

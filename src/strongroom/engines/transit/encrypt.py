@@ -2,9 +2,12 @@
 
 A single request is a batch of one whose error becomes the request's error. ``encrypt`` creates a
 missing key (upsert, ACL ``create``) unless ``config/keys`` disables upserts; a derived key is created
-when the request carries a context. A caller-chosen ``nonce`` is refused: random nonces are generated
-here and convergent keys derive theirs (Vault's legacy caller-nonce scheme, convergent version 1, is
-not supported, as in current Vault).
+when the request carries a context. A caller-chosen ``nonce`` is refused, in a batch item or beside a
+``batch_input`` (where Vault silently ignores it): random nonces are generated here and convergent keys
+derive theirs (Vault's legacy caller-nonce scheme, convergent version 1, is
+not supported, as in current Vault). Decrypting or rewrapping a batch with an RSA key is capped at
+:data:`~strongroom.engines.transit.settings.MAX_ASYMMETRIC_BATCH_ITEMS` items by default (each item is a
+private-key operation; Vault has no cap).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from strongroom.engines.transit.common import (
     b64decode,
     b64encode,
     batch_items,
+    check_batch_size,
     decode_payload,
     item_int,
     item_str,
@@ -173,6 +177,9 @@ async def encrypt(ctx: Context, req: Request, f: EncryptFields) -> Response:
     check_name(f.name)
     if f.batch_input is None:
         return await _encrypt_single(ctx, req, f)
+    if f.nonce:
+        # Vault ignores top-level fields beside a batch; a nonce the caller believes was used is refused.
+        raise InvalidRequest("nonce provided when not allowed")
     items = batch_items(f.batch_input, await settings.batch_limit(ctx))
     assert items is not None
     _check_contexts(items)
@@ -257,6 +264,8 @@ async def _decrypt_or_rewrap(ctx: Context, f: DecryptFields, *, rewrap: bool) ->
         if not f.ciphertext:
             raise InvalidRequest("missing ciphertext to decrypt")
         items = _single(f, "ciphertext", f.ciphertext)
+    elif f.nonce:
+        raise InvalidRequest("nonce provided when not allowed")
     else:
         items = raw
     _check_contexts(items)
@@ -276,6 +285,8 @@ async def _decrypt_or_rewrap(ctx: Context, f: DecryptFields, *, rewrap: bool) ->
     policy = await keys.get(f.name)
     if policy is None:
         raise InvalidRequest("encryption key not found")
+    if raw is not None and policy.type.rsa:
+        check_batch_size(len(items), await settings.batch_limit(ctx, asymmetric=True))
     single_error: StrongroomError | None = None
     for i, item in enumerate(items):
         context = contexts[i]

@@ -26,7 +26,14 @@ from strongroom.crypto.transit.digest import DEFAULT, HMAC_NAMES, lookup
 from strongroom.engines.context import Context
 from strongroom.engines.framework import Operation, Request, Response, Route
 from strongroom.engines.transit import settings
-from strongroom.engines.transit.common import PREFIX, b64decode, b64encode, batch_items, version_prefix
+from strongroom.engines.transit.common import (
+    PREFIX,
+    b64decode,
+    b64encode,
+    batch_items,
+    override_status,
+    version_prefix,
+)
 from strongroom.engines.transit.policy import KeyPolicy, check_name
 from strongroom.engines.transit.store import TransitKeys
 from strongroom.errors import InvalidRequest, StrongroomError
@@ -76,7 +83,7 @@ def batch_response(results: list[dict[str, Any]], items: Sequence[Mapping[str, s
     """``batch_results`` with each item's ``reference``; 200 unless the caller asked for status rules.
 
     With ``partial_failure_response_code`` a batch with failed items answers 400, or that code when some
-    items succeeded (``encrypt``'s rules; out-of-range codes fall back to 400 with a warning).
+    items succeeded (``encrypt``'s rules; codes outside 200..599 fall back to 400 with a warning).
     """
     for result, item in zip(results, items, strict=True):
         result["reference"] = item.get("reference", "")
@@ -84,12 +91,7 @@ def batch_response(results: list[dict[str, Any]], items: Sequence[Mapping[str, s
     if failed and partial_failure_code is not None:
         resp.status = 400
         if succeeded:
-            if 1 <= partial_failure_code <= 599:
-                resp.status = partial_failure_code
-            else:
-                resp.warnings.append(
-                    "invalid HTTP response code override from partial_failure_response_code, reverting to 400"
-                )
+            resp.status = override_status(resp, partial_failure_code, 400)
     return resp
 
 

@@ -24,6 +24,9 @@ from strongroom.engines.transit.store import TransitKeys
 from strongroom.errors import InvalidRequest
 
 HOUR = 3600
+MAX_ROTATE_PERIOD = (2**63 - 1) // 1_000_000_000
+"""The longest ``auto_rotate_period`` in seconds: Vault keeps it as Go nanoseconds in an int64 (backups
+carry that number, so a longer period would make a backup that neither Vault nor this server restores)."""
 _CURVE_NAMES = {KeyType.ECDSA_P256: "P-256", KeyType.ECDSA_P384: "P-384", KeyType.ECDSA_P521: "P-521"}
 
 
@@ -31,10 +34,12 @@ def check_rotate_period(seconds: int) -> None:
     """Vault's rule for ``auto_rotate_period``.
 
     Raises:
-        InvalidRequest: neither 0 nor at least an hour.
+        InvalidRequest: neither 0 nor at least an hour, or longer than :data:`MAX_ROTATE_PERIOD`.
     """
     if seconds != 0 and seconds < HOUR:
         raise InvalidRequest("auto rotate period must be 0 to disable or at least an hour")
+    if seconds > MAX_ROTATE_PERIOD:
+        raise InvalidRequest(f"auto rotate period must be at most {MAX_ROTATE_PERIOD} seconds")
 
 
 async def describe(keys: TransitKeys, policy: KeyPolicy, context: bytes = b"") -> dict[str, Any]:

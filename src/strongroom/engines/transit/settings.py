@@ -4,7 +4,8 @@
 unwrapped-key cache (0: unbounded, else at least 10, Vault's rules); the cache itself is per worker and
 per namespace key state (see :mod:`strongroom.engines.transit.store`). The batch limit comes from the
 mount's ``max_batch_items`` option (``secrets enable -options=max_batch_items=N transit``), by
-default :data:`~strongroom.engines.transit.common.MAX_BATCH_ITEMS`.
+default :data:`~strongroom.engines.transit.common.MAX_BATCH_ITEMS`, or :data:`MAX_ASYMMETRIC_BATCH_ITEMS`
+for batches of signatures, verifications and RSA decryptions.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from strongroom.errors import InvalidRequest
 _KEYS_CONFIG = ("config", "keys")
 _CACHE_CONFIG = ("config", "cache")
 MIN_CACHE_SIZE = 10
+MAX_ASYMMETRIC_BATCH_ITEMS = 1000
+"""Default cap on batches of asymmetric-key operations (deliberately lower than Vault's, which has none)."""
 
 
 @dataclass(frozen=True)
@@ -47,15 +50,20 @@ async def load(ctx: Context) -> KeysConfig:
     return found or KeysConfig()
 
 
-async def batch_limit(ctx: Context) -> int:
+async def batch_limit(ctx: Context, *, asymmetric: bool = False) -> int:
     """The largest ``batch_input`` this mount accepts.
+
+    ``asymmetric``: every item costs an asymmetric-key operation (signing, signature verification, RSA
+    decryption), up to ~7 ms each for RSA-4096, so the default is :data:`MAX_ASYMMETRIC_BATCH_ITEMS`
+    instead of :data:`~strongroom.engines.transit.common.MAX_BATCH_ITEMS`: a default-size batch would
+    hold a worker for minutes. An explicit ``max_batch_items`` applies to both kinds.
 
     Raises:
         InvalidRequest: the mount's ``max_batch_items`` option is not a positive integer.
     """
     raw = ctx.mount.options.get("max_batch_items") if ctx.mount.options else None
     if raw in (None, ""):
-        return MAX_BATCH_ITEMS
+        return MAX_ASYMMETRIC_BATCH_ITEMS if asymmetric else MAX_BATCH_ITEMS
     try:
         limit = int(str(raw))
     except ValueError:

@@ -12,7 +12,10 @@ Deliberate differences (all where OpenBao answers 500 to a caller's mistake): a 
 prehashed input of the wrong size, an input too long for ``none``, an unknown RSA
 ``signature_algorithm``, a missing context on a derived key and a malformed batch item are 400s with the
 same message. ``partial_failure_response_code`` (ignored by OpenBao on these paths) opts a batch into
-``encrypt``'s status rules, see :func:`strongroom.engines.transit.hmac.batch_response`.
+``encrypt``'s status rules, see :func:`strongroom.engines.transit.hmac.batch_response`. Batches of
+signatures and signature verifications hold at most
+:data:`~strongroom.engines.transit.settings.MAX_ASYMMETRIC_BATCH_ITEMS` items unless the mount's
+``max_batch_items`` says otherwise (Vault has no limit; here one request would hold a worker).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from strongroom.crypto.transit.material import KeyMaterial
 from strongroom.engines.context import Context
 from strongroom.engines.framework import Operation, Request, Response, Route
 from strongroom.engines.transit import settings
-from strongroom.engines.transit.common import b64decode, b64encode, version_prefix
+from strongroom.engines.transit.common import b64decode, b64encode, check_batch_size, version_prefix
 from strongroom.engines.transit.hmac import (
     batch_response,
     decode_input,
@@ -180,7 +183,7 @@ async def sign_write(ctx: Context, req: Request, f: SignFields) -> Response:
     if not policy.type.supports_signing:
         raise InvalidRequest(f"key type {policy.type.value} does not support signing")
     options = _options(f, marshaling, salt)
-    items = string_items(f.batch_input, await settings.batch_limit(ctx))
+    items = string_items(f.batch_input, await settings.batch_limit(ctx, asymmetric=True))
     if items is None:
         # The single-item path stays short: it is what most clients call.
         message = decode_input(f.input)
@@ -269,6 +272,8 @@ async def verify_write(ctx: Context, req: Request, f: VerifyFields) -> Response:
     if not policy.type.supports_signing:
         raise InvalidRequest(f"key type {policy.type.value} does not support verification")
     options = _options(f, marshaling, salt)
+    if batch:
+        check_batch_size(len(items), await settings.batch_limit(ctx, asymmetric=True))
     results: list[dict[str, Any]] = []
     failed = succeeded = False
     for item in items:

@@ -154,17 +154,22 @@ class TransitKeys:
     def _put_material(self, policy: KeyPolicy, version: int, material_id: str, material: KeyMaterial) -> None:
         aad = _aad(self.ctx.mount.uuid, policy.key_id, version, material_id)
         self._entry(policy.name).put((_VERSION, version), self._kek().encrypt(material.serialize(), aad))
-        self.ctx.keys.engine_cache[("transit", policy.key_id, version, material_id)] = material
+        _cache_put(self.ctx.keys.engine_cache, ("transit", policy.key_id, version, material_id), material)
 
-    async def material(self, policy: KeyPolicy, version: int) -> KeyMaterial:
-        """Return the unwrapped material of ``version`` (which the caller checked exists).
+    async def material(self, policy: KeyPolicy, version: int, *, archived: bool = False) -> KeyMaterial:
+        """Return the unwrapped material of ``version``.
+
+        Versions below ``min_decryption_version`` are archived, as in Vault: no operation may use them
+        (encrypting, signing or HMACing with one would make output that cannot be verified or decrypted
+        until the minimum is lowered again). Only ``archived=True`` (backups) reaches them.
 
         Raises:
-            InvalidRequest: the version does not exist (``no such key version``).
+            InvalidRequest: the version does not exist or is archived (``no such key version``, Vault's
+                message for both).
             CorruptRecord: the stored material is missing or fails authentication.
         """
         info = policy.versions.get(version)
-        if info is None:
+        if info is None or (version < policy.min_decryption_version and not archived):
             raise InvalidRequest("no such key version")
         cache = self.ctx.keys.engine_cache
         cache_key = ("transit", policy.key_id, version, info.material_id)
@@ -182,9 +187,7 @@ class TransitKeys:
         material = KeyMaterial.deserialize(plain)
         if material.key_type is not policy.type:
             raise CorruptRecord("transit key material does not match its policy")
-        if len(cache) >= _MATERIAL_CACHE_LIMIT:
-            cache.clear()
-        cache[cache_key] = material
+        _cache_put(cache, cache_key, material)
         return material
 
     def drop_versions(self, policy: KeyPolicy, below: int) -> KeyPolicy:
@@ -248,6 +251,14 @@ class TransitKeys:
                 cache.pop(key, None)
 
         self.ctx.after_commit.append(forget)
+
+
+def _cache_put(cache: dict[Any, Any], key: tuple[Any, ...], material: KeyMaterial) -> None:
+    """Cache ``material``, emptying the cache first when it is full (every path that fills it comes here,
+    so a worker's memory stays bounded however many keys are created, rotated or read)."""
+    if len(cache) >= _MATERIAL_CACHE_LIMIT:
+        cache.clear()
+    cache[key] = material
 
 
 def corrupt_if_missing(policy: KeyPolicy | None) -> KeyPolicy:
