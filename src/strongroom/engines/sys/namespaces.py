@@ -157,11 +157,11 @@ async def write_namespace(ctx: Context, req: Request, f: WriteFields) -> Respons
         prepared = prepare_init(request, error_prefix=SEAL_CONFIG_PREFIX)
     elif sealable and (shares or threshold or f.pgp_keys):
         raise InvalidRequest("shares, threshold and pgp_keys are chosen by sys/init when initialize is false")
+    level = await this_level(ctx, req)
     mounts = await load_table(ctx.tx, ctx.keys)
     for mount in mounts.by_kind("secret"):
         if mount.path.split("/", 1)[0] == name:
-            raise InvalidRequest(f"new namespace conflicts with existing mount: {mount.path}")
-    level = await this_level(ctx, req)
+            raise InvalidRequest(f"new namespace conflicts with existing mount: {level.path}{mount.path}")
     tree = ctx.node.namespaces
     entry = NamespaceEntry.new(
         level.path + name + "/", sealable=sealable, custom_metadata=metadata, now=ctx.clock.now()
