@@ -169,6 +169,7 @@ async def serve(
     from granian.server.embed import Server
 
     from strongroom.api.app import VaultApp
+    from strongroom.core import namespace_purge
     from strongroom.core.background import BackgroundRunner
     from strongroom.core.node import Node
     from strongroom.engines.transit import autorotate
@@ -223,6 +224,7 @@ async def serve(
     # Background jobs run under leases in the store, so every node may run a runner; it idles while sealed.
     runner = BackgroundRunner(node)
     runner.register(autorotate.JOB)
+    runner.register(namespace_purge.JOB)  # finishes the storage purge of deleted namespaces
     runner.start()
     try:
         await server.serve()

@@ -197,6 +197,14 @@ class NamespaceTree:
         for path in [p for p, v in self._by_path.items() if v.ns_id == ns_id]:
             del self._by_path[path]
 
+    def forget_all(self) -> None:
+        """Drop every namespace's key state held by this node (when it shuts down)."""
+        for tenant in self._tenants.values():
+            tenant.seal()
+        self._tenants.clear()
+        self._plain.clear()
+        self._by_path.clear()
+
     def _remember(self, level: Level) -> None:
         self._by_path[level.path] = level.vault
         self._by_path.move_to_end(level.path)

@@ -66,6 +66,7 @@ class Node:
         return vault
 
     async def close(self) -> None:
-        """Seal and release the store."""
+        """Seal (forgetting every tenant's keys too) and release the store."""
+        self.namespaces.forget_all()
         self.root.seal()
         await self.store.close()

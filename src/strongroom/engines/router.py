@@ -159,9 +159,10 @@ class Router:
         if header:
             res = await tree.resolve(tx, header, incoming.path)
         else:
-            res = Resolution([tree.root_level(await self.node.root.current_keys(tx))], incoming.path)
-            table = res.tables[0] = await load_table(tx, res.target.keys)  # type: ignore[arg-type]
-            if table.match(incoming.path) is None:
+            root_keys = await self.node.root.current_keys(tx)
+            res = Resolution([tree.root_level(root_keys)], incoming.path)
+            root_table = res.tables[0] = await load_table(tx, root_keys)
+            if root_table.match(incoming.path) is None:
                 # No mount of the root namespace: the path may lead into a child namespace (a mount always
                 # wins, so requests to existing mounts never read the namespace table).
                 res = await tree.descend(tx, res)
@@ -180,9 +181,7 @@ class Router:
             response, after_commit = await self._anonymous(tx, res, incoming)
             return response, after_commit, target.owner
         entry, home = await find_token(tx, res, incoming.token, self.node.clock)
-        table = res.tables.get(len(res.levels) - 1)
-        if table is None:
-            table = await load_table(tx, keys)
+        table = res.tables.get(len(res.levels) - 1) or await load_table(tx, keys)
         mount = table.match(incoming.path)
         if (
             home is not target
