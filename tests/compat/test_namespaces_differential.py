@@ -36,7 +36,7 @@ class Step:
     path: Dynamic
     body: Dynamic = None
     ns: str = ""
-    token: str | None = None
+    token: Dynamic = None
     params: dict[str, str] | None = None
     known: frozenset[str] = frozenset()
     same_message: bool = False
@@ -58,7 +58,8 @@ class Side:
     state: State = field(default_factory=dict)
 
     def send(self, step: Step) -> httpx.Response:
-        token = "root" if step.token is None else step.token
+        token = step.token(self.state) if callable(step.token) else step.token
+        token = "root" if token is None else token
         headers = {"X-Vault-Token": token} if token else {}
         if step.ns:
             headers["X-Vault-Namespace"] = step.ns
@@ -251,6 +252,23 @@ def test_an_unsealed_tenant_is_not_deleted_in_one_call(pair: tuple[Side, Side]) 
         # OpenBao deletes the live tenant; strongroom refuses (seal first, then delete-sealed). Last step:
         # the two servers' states differ from here on.
         Step("DELETE", "sys/namespaces/d-live", ours=400, theirs=200),
+    ])  # fmt: skip
+
+
+def test_delete_sealed_with_children_needs_force(pair: tuple[Side, Side]) -> None:
+    def tenant_root(state: State) -> str:
+        # OpenBao's platform root token works inside the tenant; strongroom needs the tenant's own.
+        return str(state["fz"].get("root_token", "root"))
+
+    _check(pair, [
+        Step("POST", "sys/namespaces/d-fz", {"seal": 'seal "shamir" { shares = 1 threshold = 1 }'},
+             save=_keep("fz"), known=K("+data.root_token")),
+        Step("PUT", "sys/namespaces/d-fz/unseal", lambda s: {"key": s["fz"]["key_shares"][0]}),
+        Step("POST", "sys/namespaces/kid", ns="d-fz", token=tenant_root),
+        Step("PUT", "sys/namespaces/d-fz/seal"),
+        Step("DELETE", "sys/namespaces/d-fz/delete-sealed", same_message=True),
+        Step("DELETE", "sys/namespaces/d-fz/delete-sealed", params={"force": "true"}),
+        Step("GET", "sys/namespaces/d-fz"),
     ])  # fmt: skip
 
 
