@@ -7,6 +7,9 @@ on SQLite with one worker (one process, no supervisor) and with two workers (a s
 processes sharing one listening socket), and OpenBao (pebbledb, GOMAXPROCS = both cores, audit off).
 For each concurrency it measures, round by round (A, B, C, ... then again):
 
+With ``--shared-listener`` a fourth server joins: two workers accepting on one shared socket instead of
+one ``SO_REUSEPORT`` socket per worker (both bound by the supervisor; docs/operations/workers.md).
+
 * transit ``encrypt`` of 1 KiB with an aes256-gcm96 key;
 * KV v2 read of a 1 KiB secret;
 
@@ -46,12 +49,12 @@ from bench.transit import ENCRYPT_BODY, setup_keys
 TOKEN = "root"
 
 
-def start_strongroom(workdir: Path, workers: int) -> tuple[ServerProcess, str]:
+def start_strongroom(workdir: Path, workers: int, *extra: str) -> tuple[ServerProcess, str]:
     """Start ``strongroom server --dev --workers N`` on SQLite in ``workdir``; return it and its address."""
     port = free_port()
     exe = str(Path(sys.executable).parent / "strongroom")
     argv = [exe, "server", "--dev", "--dev-root-token-id", TOKEN, "--listen", f"127.0.0.1:{port}",
-            "--storage", f"sqlite:///{workdir / 'store.db'}", "--log-level", "warn", "--workers", str(workers)]
+            "--storage", f"sqlite:///{workdir / 'store.db'}", "--log-level", "warn", "--workers", str(workers), *extra]
     server = ServerProcess(argv, cwd=workdir, log_path=workdir / "strongroom.log").start()
     addr = f"http://127.0.0.1:{port}"
     server.wait_ready(addr + "/v1/sys/health", timeout_s=60, ok_statuses=[200])
@@ -101,11 +104,12 @@ def runner(
     return run
 
 
-def _row(name: str, value: float | None, target: str, by_round: float | None = None) -> str:
-    def show(x: float | None) -> str:
-        return "n/a" if x is None else f"{x:.2f}"
+def _show(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
 
-    return f"| {name} | {show(value)} | {show(by_round)} | {target} |"
+
+def _row(name: str, value: float | None, target: str, by_round: float | None = None) -> str:
+    return f"| {name} | {_show(value)} | {_show(by_round)} | {target} |"
 
 
 def _cpu_ratio(a: Summary, b: Summary) -> float | None:
@@ -128,6 +132,10 @@ def report(concurrency: int, s: dict[str, Summary], split: WorkerSplit) -> None:
     one, two, bao = s["1 worker encrypt"], s["2 workers encrypt"], s["openbao encrypt"]
     kv_one, kv_two, kv_bao = s["1 worker kv read"], s["2 workers kv read"], s["openbao kv read"]
     print(f"\nCPU split between the two workers over all their runs: {split.shares()}")
+    if "2 workers, shared socket, encrypt" in s:
+        enc_shared, kv_shared = s["2 workers, shared socket, encrypt"], s["2 workers, shared socket, kv read"]
+        print(f"per-worker sockets / shared socket, paired by round: encrypt {_show(paired(two, enc_shared))}, "
+              f"kv read {_show(paired(kv_two, kv_shared))}")
     print("\n| ratio | medians | paired by round | target |\n|---|---|---|---|")
     print("\n".join([
         _row("transit encrypt 1 KiB: 2 workers / 1 worker (throughput)", two.rps / one.rps, ">= 1.3",
@@ -151,18 +159,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="1 round of 2 s (a smoke run, not a measurement)")
     parser.add_argument("--concurrency", type=int, nargs="*", default=[32])
+    parser.add_argument("--shared-listener", action="store_true", help="also run 2 workers on one shared socket")
     args = parser.parse_args(argv)
     duration, rounds = (2.0, 1) if args.quick else (args.duration, args.rounds)
 
     with tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp, OpenBao() as bao:
-        one_dir, two_dir = Path(tmp) / "one", Path(tmp) / "two"
-        one_dir.mkdir()
-        two_dir.mkdir()
-        one, one_addr = start_strongroom(one_dir, 1)
+        dirs = [Path(tmp) / name for name in ("one", "two", "shared")]
+        for d in dirs:
+            d.mkdir()
+        one, one_addr = start_strongroom(dirs[0], 1)
         two: ServerProcess | None = None
+        shared: ServerProcess | None = None
         try:
-            two, two_addr = start_strongroom(two_dir, 2)
-            for addr in (one_addr, two_addr):
+            two, two_addr = start_strongroom(dirs[1], 2)
+            addrs = [one_addr, two_addr]
+            if args.shared_listener:
+                shared, shared_addr = start_strongroom(dirs[2], 2, "--shared-listener")
+                addrs.append(shared_addr)
+            for addr in addrs:
                 setup_keys(addr, TOKEN, mount_transit=True)
                 seed(addr, TOKEN)
             bao.enable_transit("transit", key=None)
@@ -182,12 +196,16 @@ def main(argv: list[str] | None = None) -> None:
                     "2 workers kv read": runner(s2["kv read"], two.pid, c, duration, split),
                     "openbao kv read": runner(sb["kv read"], bao.pid, c, duration),
                 }
+                if shared is not None:
+                    ss = specs(shared_addr, TOKEN)
+                    variants["2 workers, shared socket, encrypt"] = runner(ss["encrypt"], shared.pid, c, duration)
+                    variants["2 workers, shared socket, kv read"] = runner(ss["kv read"], shared.pid, c, duration)
                 results = interleave(variants, rounds)
                 report(c, {name: summarize(name, rs) for name, rs in results.items()}, split)
         finally:
-            one.stop()
-            if two is not None:
-                two.stop()
+            for server in (one, two, shared):
+                if server is not None:
+                    server.stop()
 
 
 if __name__ == "__main__":

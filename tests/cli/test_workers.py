@@ -117,10 +117,18 @@ class Workers:
             client.close()
 
 
-@pytest.fixture
-def node(tmp_path: Path) -> Iterator[tuple[ServerProcess, Workers]]:
+@pytest.fixture(params=["per-worker sockets", "shared socket"])
+def node(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[ServerProcess, Workers]]:
+    shared = ["--shared-listener"] if request.param == "shared socket" else []
     server = start_strongroom(
-        ["--workers", "2", "--storage", f"sqlite:///{tmp_path / 'store.db'}", "--debug-worker-header"],
+        [
+            "--workers",
+            "2",
+            "--storage",
+            f"sqlite:///{tmp_path / 'store.db'}",
+            "--debug-worker-header",
+            *shared,
+        ],
         tmp_path,
     )
     workers = Workers(server)
@@ -255,12 +263,15 @@ def test_dev_mode_with_two_workers(tmp_path: Path) -> None:
         server.kill(signal.SIGTERM)
 
 
-def test_refusals(tmp_path: Path) -> None:
-    taken = start_strongroom(["--workers", "2", "--storage", f"sqlite:///{tmp_path / 'a.db'}"], tmp_path)
+@pytest.mark.parametrize("mode", [[], ["--shared-listener"]], ids=["per-worker sockets", "shared socket"])
+def test_refusals(tmp_path: Path, mode: list[str]) -> None:
+    taken = start_strongroom(
+        ["--workers", "2", *mode, "--storage", f"sqlite:///{tmp_path / 'a.db'}"], tmp_path
+    )
     try:
         port = int(taken.addr.rsplit(":", 1)[1])
-        # Neither a second supervisor nor a single-process server can share the port (no SO_REUSEPORT).
-        for extra in (["--workers", "2"], []):
+        # No second server joins the port, whether it would use SO_REUSEPORT sockets or not.
+        for extra in (["--workers", "2"], ["--workers", "2", "--shared-listener"], []):
             second = _run(tmp_path, [*extra, "--storage", f"sqlite:///{tmp_path / 'b.db'}"], port)
             assert second.returncode == 1 and "cannot listen" in second.stderr
     finally:

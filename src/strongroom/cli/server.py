@@ -60,8 +60,10 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--dev-root-token-id", help="fixed root token for dev mode")
     p.add_argument("--workers", type=int, help="worker processes sharing the listener (default 1)")
-    # Tests and benchmarks: name the serving process in an X-Strongroom-Worker header.
+    # Tests and benchmarks: name the serving process in an X-Strongroom-Worker header; with --workers,
+    # one listening socket shared by all workers instead of one per worker (docs/operations/workers.md).
     p.add_argument("--debug-worker-header", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--shared-listener", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 
 
@@ -169,8 +171,10 @@ async def serve(
     from granian.server.embed import Server
 
     from strongroom.api.app import VaultApp
+    from strongroom.auth import token_cleanup
     from strongroom.core import namespace_purge
     from strongroom.core.background import BackgroundRunner
+    from strongroom.core.job_settings import apply_testing_overrides
     from strongroom.core.node import Node
     from strongroom.engines.transit import autorotate
     from strongroom.storage.url import open_store
@@ -225,6 +229,8 @@ async def serve(
     runner = BackgroundRunner(node)
     runner.register(autorotate.JOB)
     runner.register(namespace_purge.JOB)  # finishes the storage purge of deleted namespaces
+    runner.register(token_cleanup.JOB)  # removes dead token records in bounded batches
+    apply_testing_overrides(runner)  # hidden STRONGROOM_TEST_JOB_* knobs (core/job_settings.py); unset: no-op
     runner.start()
     try:
         await server.serve()

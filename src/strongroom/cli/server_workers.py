@@ -1,11 +1,19 @@
-"""Wiring of ``strongroom server --workers N`` (N > 1): the supervisor's socket and the workers' entry.
+"""Wiring of ``strongroom server --workers N`` (N > 1): the supervisor's sockets and the workers' entry.
 
-The supervisor process binds the listening socket itself, before anything else, and forks the workers
+The supervisor process binds the listening sockets itself, before anything else, and forks the workers
 (:class:`strongroom.core.workers.Supervisor`); it imports neither granian nor the storage layer, so no
 event loop, thread or connection exists at any fork. Each worker then runs :func:`strongroom.cli.server.serve`
-on the inherited socket: granian's embedded server is handed that very file descriptor (a dup of it) in
-place of the listener it would otherwise create (one accept queue shared by every worker; no
-``SO_REUSEPORT``, so a second server on the same port still fails to start).
+on an inherited socket: granian's embedded server is handed that file descriptor (a dup of it) in place of
+the listener it would otherwise create.
+
+Which sockets (docs/operations/workers.md, "Listening sockets", has the measurements):
+
+* default: one socket per worker slot, all bound by the supervisor to the same address with
+  ``SO_REUSEPORT``, so the kernel spreads connections evenly over the workers by hashing them. A plain
+  bind first proves the port free, so neither a second strongroom nor any other server joins the group.
+* ``--shared-listener``: one socket without ``SO_REUSEPORT`` that every worker accepts on. Measured here it
+  balances worse: whichever worker wakes first may accept a whole burst of new connections, and
+  keep-alive connections stay where they landed.
 """
 
 from __future__ import annotations
@@ -44,18 +52,21 @@ def run_supervisor(config: ServerConfig, args: argparse.Namespace) -> int:
                 "--workers needs a storage the worker processes share; memory storage is per process"
             )
         listen = Listen(config, args.dev)
-        sock = bind_listener(listen.host, listen.port)
+        count = config.workers or 1
+        if args.shared_listener:
+            sockets = [bind_listener(listen.host, listen.port)]
+        else:
+            sockets = bind_listeners(listen.host, listen.port, count)
     except StrongroomError as exc:
         print(f"Error: {exc.message}", file=sys.stderr)
         return 1
-    count = config.workers or 1
     settings = node_settings(config, args.dev)
     unseal = NodeUnseal(SystemClock(), settings.unseal_expiry_seconds)
 
     def worker_main(start: WorkerStart) -> int:
         return _worker_main(config, args, start)
 
-    supervisor = Supervisor(count, sock, worker_main, unseal, dev=args.dev)
+    supervisor = Supervisor(count, sockets, worker_main, unseal, dev=args.dev)
     log.info(
         "strongroom supervisor (pid %d) listening on %s://%s with %d workers",
         os.getpid(), listen.scheme, listen.display, count,
@@ -63,11 +74,12 @@ def run_supervisor(config: ServerConfig, args: argparse.Namespace) -> int:
     try:
         return supervisor.run()
     finally:
-        sock.close()
+        for sock in sockets:
+            sock.close()
 
 
-def bind_listener(host: str, port: int) -> socket.socket:
-    """Bind and listen on ``host:port`` for the workers to share (no ``SO_REUSEPORT``).
+def bind_listener(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """Bind and listen on ``host:port`` (with ``SO_REUSEPORT`` only if asked).
 
     Raises:
         StrongroomError: the address is in use or cannot be bound.
@@ -76,6 +88,8 @@ def bind_listener(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         # Accepted connections inherit it, as with granian's own listener.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((host, port))
@@ -84,6 +98,28 @@ def bind_listener(host: str, port: int) -> socket.socket:
         sock.close()
         raise StrongroomError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     return sock
+
+
+def bind_listeners(host: str, port: int, count: int) -> list[socket.socket]:
+    """Bind ``count`` sockets to ``host:port`` in one ``SO_REUSEPORT`` group, after proving the port free.
+
+    Raises:
+        StrongroomError: the address is in use or cannot be bound.
+    """
+    from strongroom.cli.server import ensure_port_free
+
+    # Without this, a second server setting SO_REUSEPORT (another strongroom, granian...) could join the
+    # group and take part of the traffic; a plain bind fails if anything is bound there.
+    ensure_port_free(host, port)
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sockets.append(bind_listener(host, port, reuse_port=True))
+    except StrongroomError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
 
 def _worker_main(config: ServerConfig, args: argparse.Namespace, start: WorkerStart) -> int:

@@ -1,9 +1,10 @@
 """The supervisor of ``strongroom server --workers N``: forks the workers, holds the node's seal state.
 
 The supervisor is a plain single-threaded process: it never starts an event loop, a thread, or a storage
-connection, so every ``fork`` (at start and for each restart) copies a process with none of them. It
-binds the listening socket itself (the caller passes it in) and every worker accepts on that same socket;
-the kernel hands each new connection to one of the workers waiting on it.
+connection, so every ``fork`` (at start and for each restart) copies a process with none of them. The
+caller binds the listening socket(s) in the supervisor before anything else and passes them in: one socket
+every worker accepts on, or one per worker slot (a restarted worker inherits its slot's socket, and the
+connections queued on it). The workers never bind anything.
 
 Each worker gets one end of its own ``AF_UNIX`` socketpair (:mod:`strongroom.core.supervisor_link`). The
 supervisor answers workers' requests from :class:`~strongroom.core.node_unseal.NodeUnseal`:
@@ -31,6 +32,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from strongroom.core.node_unseal import NodeUnseal
@@ -84,12 +86,12 @@ class _Broadcast:
 
 
 class Supervisor:
-    """Runs ``count`` workers of ``main`` on ``listen``; see the module docstring."""
+    """Runs ``count`` workers of ``main`` on ``listeners`` (one shared, or one per worker slot)."""
 
     def __init__(
         self,
         count: int,
-        listen: socket.socket,
+        listeners: Sequence[socket.socket],
         main: WorkerMain,
         unseal: NodeUnseal,
         *,
@@ -97,7 +99,9 @@ class Supervisor:
     ) -> None:
         if count < 1:
             raise ValueError("a supervisor needs at least one worker")
-        self.listen = listen
+        if len(listeners) not in (1, count):
+            raise ValueError("give one listening socket for all workers or one per worker")
+        self.listeners = list(listeners)
         self.main = main
         self.unseal = unseal
         self.dev = dev
@@ -175,7 +179,8 @@ class Supervisor:
     def _spawn(self, slot: _Slot) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         dev_init = self.dev and slot.index == 0 and not self.unseal.ever_unsealed
-        start = WorkerStart(slot.index, theirs, self.listen, dev_init)
+        listen = self.listeners[slot.index % len(self.listeners)]
+        start = WorkerStart(slot.index, theirs, listen, dev_init)
         sys.stdout.flush()
         sys.stderr.flush()
         # Signals stay blocked across fork: the child must not run the supervisor's handlers.
