@@ -213,12 +213,15 @@ class NamespaceTree:
 
     # -- resolution --------------------------------------------------------------------------------------
 
-    async def enter(self, tx: Transaction, parent: Level, entry: NamespaceEntry) -> Level:
-        """The level of child ``entry`` of ``parent`` (whose keys are known), reading its key state."""
+    async def enter(
+        self, tx: Transaction, parent: Level, entry: NamespaceEntry, platform: NamespaceKeys
+    ) -> Level:
+        """The level of child ``entry`` of ``parent`` (whose keys are known), reading its key state;
+        ``platform`` is the platform's current keys, read in ``tx``."""
         if entry.sealable:
             tenant = self.tenant(entry)
             try:
-                keys: NamespaceKeys | None = await tenant.current_keys(tx)
+                keys: NamespaceKeys | None = await tenant.keys_in(tx, platform)
             except Sealed:
                 keys = None
             level = Level(entry.path, entry, keys, tenant, tenant)
@@ -238,7 +241,8 @@ class NamespaceTree:
             Sealed: the platform is sealed on this node.
             CorruptRecord: a table entry or key copy is damaged.
         """
-        levels = [self.root_level(await self.root.current_keys(tx))]
+        platform = await self.root.current_keys(tx)
+        levels = [self.root_level(platform)]
         res = Resolution(levels, path)
         try:
             segments = split_path(header)
@@ -254,7 +258,7 @@ class NamespaceTree:
             if entry is None:
                 res.unknown = True
                 return res
-            levels.append(await self.enter(tx, current, entry))
+            levels.append(await self.enter(tx, current, entry, platform))
             self._note_lock(res, entry)
         return await self.descend(tx, res) if follow else res
 
@@ -280,7 +284,9 @@ class NamespaceTree:
             entry = await NamespaceTable(tx, current.keys).get(segment)
             if entry is None:
                 return res
-            res.levels.append(await self.enter(tx, current, entry))
+            platform = res.levels[0].keys
+            assert platform is not None  # the root level is read first, sealed platform raises
+            res.levels.append(await self.enter(tx, current, entry, platform))
             res.rest = rest
             self._note_lock(res, entry)
 

@@ -15,6 +15,7 @@ Format and rules: ``docs/spec/namespaces.md``. In short:
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -103,12 +104,18 @@ def split_path(path: str) -> list[str]:
     Raises:
         InvalidRequest: a segment breaks the rules (see :func:`check_segment`).
     """
+    return list(_split_checked(path))
+
+
+@functools.lru_cache(maxsize=4096)
+def _split_checked(path: str) -> tuple[str, ...]:
+    # Memoised: every request with X-Vault-Namespace checks its header (errors are not cached).
     path = path.lstrip("/")
     if not path:
-        return []
+        return ()
     if path.endswith("/"):
         path = path[:-1]
-    segments = path.split("/")
+    segments = tuple(path.split("/"))
     for segment in segments:
         check_segment(segment)
     return segments
@@ -233,32 +240,66 @@ def unlock_matches(keys: NamespaceKeys, entry: NamespaceEntry, unlock_key: str) 
 class NamespaceTable:
     """The children of one namespace (given by its keys), read and written in one transaction."""
 
-    __slots__ = ("_index", "keys")
+    __slots__ = ("_index", "_tx", "keys")
+
+    _SLOTS_MAX = 4096
 
     def __init__(self, tx: Transaction, keys: NamespaceKeys) -> None:
         self.keys = keys
-        self._index: PathIndex = keys.paths(tx, *TABLE_AREA)
+        self._tx = tx
+        self._index: PathIndex | None = None
+
+    @property
+    def index(self) -> PathIndex:
+        """The blind-indexed table (built on first use: a lookup does not need it)."""
+        if self._index is None:
+            self._index = self.keys.paths(self._tx, *TABLE_AREA)
+        return self._index
 
     async def get(self, name: str) -> NamespaceEntry | None:
-        """Return the child ``name`` (one checked segment), or ``None``."""
-        entry = self._index.entry(self._index.id_of(name))
-        return await entry.get_decoded(_ENTRY, _decode_entry, self.keys.cache)
+        """Return the child ``name`` (one checked segment), or ``None``.
+
+        Every request into a namespace reads its entry: the physical key is kept per name (it depends on
+        the blind-index key, which never changes), and the decoded entry is reused while its ciphertext is.
+        """
+        slots = self.keys.engine_cache
+        slot = ("ns-child", name)
+        physical = slots.get(slot)
+        if physical is None:
+            index = self.index
+            physical = index.entry(index.id_of(name)).subspace.key(*_ENTRY)
+            if len(slots) < self._SLOTS_MAX:
+                slots[slot] = physical
+        record = await self._tx.get(physical)
+        cache = self.keys.cache
+        if record is None:
+            cache.pop(physical, None)
+            return None
+        hit = cache.get(physical)
+        if hit is not None and hit[0] == record:
+            entry: NamespaceEntry = hit[1]
+            return entry
+        decoded = _decode_entry(self.keys.barrier.decrypt(physical, record))
+        if len(cache) > 4096:
+            cache.clear()
+        cache[physical] = (record, decoded)
+        return decoded
 
     async def put(self, name: str, entry: NamespaceEntry) -> None:
         """Create or replace the child ``name``."""
-        entry_id = await self._index.link(name)
-        self._index.entry(entry_id).put_json(_ENTRY, entry.to_json())
+        entry_id = await self.index.link(name)
+        self.index.entry(entry_id).put_json(_ENTRY, entry.to_json())
 
     async def remove(self, name: str) -> None:
         """Remove the child ``name`` (no error if absent)."""
-        entry = self._index.entry(self._index.id_of(name))
+        entry = self.index.entry(self.index.id_of(name))
         if await entry.exists(*_ENTRY):
             entry.clear(*_ENTRY)
-            await self._index.unlink(name)
+            await self.index.unlink(name)
 
     async def names(self) -> list[str]:
         """Return the children's names, sorted."""
-        return await self._index.list("")
+        return await self.index.list("")
 
     async def entries(self) -> list[NamespaceEntry]:
         """Return every child entry, in name order."""
@@ -271,7 +312,7 @@ class NamespaceTable:
 
     async def empty(self) -> bool:
         """Whether the namespace has no child."""
-        return not await self._index.records.any_under("d")
+        return not await self.index.records.any_under("d")
 
 
 # -- the platform's registry -------------------------------------------------------------------------------

@@ -141,7 +141,10 @@ class TenantVault(Vault):
             CorruptRecord: the key copy does not decrypt, or does not open the keyring, or the keyring
                 went backwards.
         """
-        platform = await self.platform.current_keys(tx)
+        return await self.keys_in(tx, await self.platform.current_keys(tx))
+
+    async def keys_in(self, tx: Transaction, platform: NamespaceKeys) -> NamespaceKeys:
+        """:meth:`current_keys` with the platform's current keys already read in ``tx``."""
         physical = self._copy_key(platform)
         record = await tx.get(physical)
         if record is None:

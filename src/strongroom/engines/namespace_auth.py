@@ -8,14 +8,16 @@ child with its policies applied to the path prefixed by the child's relative pat
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
 from strongroom.auth.acl import ACL
 from strongroom.auth.policy_store import PolicyStore
-from strongroom.auth.tokens import TokenEntry, TokenStore
+from strongroom.auth.tokens import MAX_TOKEN_LENGTH, TokenEntry, TokenStore
 from strongroom.clock import Clock
 from strongroom.core.namespace_tree import Level, Resolution
+from strongroom.crypto.kdf import TokenHasher
 from strongroom.errors import PermissionDenied
 from strongroom.storage.base import Transaction
 
@@ -72,15 +74,39 @@ async def find_token(tx: Transaction, res: Resolution, token: str, clock: Clock)
     Raises:
         PermissionDenied: no token, or no store up to the authority boundary knows it.
     """
-    if not token:
+    if not token or len(token) > MAX_TOKEN_LENGTH:
         raise PermissionDenied()
+    hasher: TokenHasher | None = None
+    token_hash = b""
     for level in res.boundary_chain():
         if level.keys is None:
             break
-        entry = await TokenStore(tx, level.keys, clock).lookup(token)
+        if level.keys.token_hasher is not hasher:
+            # A plain chain shares its owner's token-hash key: hash once, look up in each store.
+            hasher = level.keys.token_hasher
+            token_hash = hasher.hash(token)
+        entry = await TokenStore(tx, level.keys, clock).get_by_hash(token_hash)
         if entry is not None:
             return entry, level
     raise PermissionDenied()
+
+
+_FOREIGN: dict[int, tuple[TokenEntry, TokenEntry]] = {}
+
+
+def as_foreign_caller(entry: TokenEntry) -> TokenEntry:
+    """``entry`` as a caller from another namespace's store: no identity (hash) in the serving store.
+
+    Memoised on the entry object (the token store hands out one decoded object per stored version).
+    """
+    hit = _FOREIGN.get(id(entry))
+    if hit is not None and hit[0] is entry:
+        return hit[1]
+    foreign = dataclasses.replace(entry, token_hash=b"")
+    if len(_FOREIGN) >= 4096:
+        _FOREIGN.clear()
+    _FOREIGN[id(entry)] = (entry, foreign)
+    return foreign
 
 
 async def acl_for(tx: Transaction, entry: TokenEntry, home: Level, target: Level, now: float) -> ACL:

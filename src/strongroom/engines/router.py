@@ -35,7 +35,7 @@ from strongroom.core.tenant_seal import void_vault
 from strongroom.core.vault import Vault
 from strongroom.engines.context import Context
 from strongroom.engines.framework import Backend, Match, Operation, Request, Response
-from strongroom.engines.namespace_auth import SELF_PATHS, acl_for, find_token
+from strongroom.engines.namespace_auth import SELF_PATHS, acl_for, as_foreign_caller, find_token
 from strongroom.engines.open import OpenContext
 from strongroom.engines.registry import backend_for, open_backend, tenant_open_backend
 from strongroom.errors import (
@@ -174,7 +174,9 @@ class Router:
                 return res
             if res.unknown or target.keys is None:
                 raise Sealed()
-            incoming = dataclasses.replace(incoming, path=res.rest, namespace=target.path)
+            incoming = Incoming(
+                incoming.operation, res.rest, incoming.data, target.path, incoming.token, incoming.request_id
+            )
         keys = target.keys
         assert keys is not None
         if not incoming.token:
@@ -200,7 +202,7 @@ class Router:
             raise UnsupportedPath(f'no handler for route "{incoming.path}". route entry not found.')
         # A token of an ancestor namespace has no identity in this namespace's store: what it creates here
         # is an orphan (docs/spec/namespaces.md section 7).
-        caller = entry if home is target else dataclasses.replace(entry, token_hash=b"")
+        caller = entry if home is target else as_foreign_caller(entry)
         ctx = Context(self.node, keys, tx, mount, caller, incoming.token, acl, incoming.request_id)
         try:
             response = await self.dispatch(ctx, mount, incoming, _relative(mount, incoming.path), acl)
