@@ -4,6 +4,7 @@ and the supervisor's node seal state machine."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import pickle
 import socket
 import struct
@@ -172,6 +173,13 @@ async def _fake_supervisor(sock: socket.socket) -> tuple[asyncio.StreamReader, a
     return await asyncio.open_connection(sock=sock)
 
 
+async def _close(writer: asyncio.StreamWriter) -> None:
+    """Close the fake supervisor's end (an unclosed transport would warn when collected)."""
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+
+
 async def _read(reader: asyncio.StreamReader) -> Message:
     header = await reader.readexactly(4)
     return decode_body(await reader.readexactly(struct.unpack(">I", header)[0]))
@@ -216,6 +224,7 @@ async def test_worker_requests_get_replies_and_errors() -> None:
     with pytest.raises(InvalidShare, match="did not combine"):
         await submit
     await link.close()
+    await _close(writer)
 
 
 async def test_install_and_seal_from_the_supervisor() -> None:
@@ -247,6 +256,7 @@ async def test_install_and_seal_from_the_supervisor() -> None:
     ack = await _read(reader)
     assert ack.integer("outcome") == AckOutcome.OBSOLETE and vault.sealed
     await link.close()
+    await _close(writer)
 
 
 async def test_a_seal_overtakes_an_install_still_in_flight() -> None:
@@ -279,6 +289,7 @@ async def test_a_seal_overtakes_an_install_still_in_flight() -> None:
     assert install_ack.integer("epoch") == 1
     assert vault.sealed  # the install finished after the seal and was dropped
     await link.close()
+    await _close(writer)
 
 
 async def test_eof_and_garbage_from_the_supervisor_break_the_link() -> None:
@@ -295,6 +306,7 @@ async def test_eof_and_garbage_from_the_supervisor_break_the_link() -> None:
         with pytest.raises(LinkError):
             await link.progress()  # later calls fail at once
         await link.close()
+        await _close(writer)
 
 
 async def test_seal_without_a_supervisor_still_seals_this_worker() -> None:
@@ -306,6 +318,7 @@ async def test_seal_without_a_supervisor_still_seals_this_worker() -> None:
         await vault.seal_node()
     assert vault.sealed
     await link.close()
+    await _close(writer)
 
 
 # --- the supervisor's seal state ---------------------------------------------------------------------------
