@@ -161,7 +161,16 @@ def test_tenant_admin_runs_init_and_unseal_with_stock_tooling(bao: Bao) -> None:
     bao.ok("write", "-namespace=cli-admin", "-f", "transit/keys/app", token=token)
     ct = bao.json("write", "-namespace=cli-admin", "transit/encrypt/app", "plaintext=aGVsbG8=", token=token, words=1)
     assert ct["data"]["ciphertext"].startswith("vault:v1:")
+    # The tenant's administrator replaces its shares (OpenBao's rotate-keys: sys/rotate/root/*).
+    started = bao.json("operator", "rotate-keys", "-namespace=cli-admin", "-init", "-key-shares=1",
+                       "-key-threshold=1", token=token)  # fmt: skip
+    nonce = started["nonce"]
+    bao.json("operator", "rotate-keys", "-namespace=cli-admin", f"-nonce={nonce}", keys[0], token=token)
+    rotated = bao.json("operator", "rotate-keys", "-namespace=cli-admin", f"-nonce={nonce}", keys[1], token=token)
+    assert rotated["complete"] is True and len(rotated["keys_base64"]) == 1
     assert "permission denied" in bao.fails("operator", "seal", "-namespace=cli-admin")  # platform root: no
     bao.ok("operator", "seal", "-namespace=cli-admin", token=token)
     assert bao.json("namespace", "seal-status", "cli-admin")["sealed"] is True
+    assert bao.json("operator", "unseal", "-namespace=cli-admin", rotated["keys_base64"][0], token="")["sealed"] is False
+    bao.ok("operator", "seal", "-namespace=cli-admin", token=token)
     assert "Vault is sealed" in bao.fails("kv", "get", "-namespace=cli-admin", "-mount=kv", "db", token=token)

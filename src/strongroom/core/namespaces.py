@@ -360,13 +360,15 @@ def descendants(tree: dict[bytes, tuple[bytes, bool]], ns_id: bytes) -> list[byt
 def forget(tx: Transaction, platform: NamespaceKeys, ids: Iterable[bytes], now: float) -> None:
     """Delete namespaces ``ids`` for good, in the caller's transaction (the entry is unlinked by the caller).
 
-    Drops their registry records, tenant key copies and unseal progress, and writes one tombstone each so
+    Drops their registry records, tenant key copies, unseal progress and rekey attempts, and writes one
+    tombstone each so
     :func:`purge_deleted` clears their subspaces.
     """
     for ns_id in ids:
         platform.records(tx, "sys", REGISTRY).clear(ns_id)
         platform.records(tx, "sys", "tenant-keys").clear(ns_id)
         platform.records(tx, "sys", "tenant-unseal").clear(ns_id)
+        platform.records(tx, "sys", "tenant-rekey").clear(ns_id)
         platform.records(tx, "sys", TOMBSTONES).put_json((ns_id,), {"deleted": now})
 
 

@@ -141,6 +141,38 @@ def add_share(
     return combined
 
 
+def check_request(request: RekeyRequest) -> tuple[str, ...]:
+    """Check ``sys/rekey/init`` parameters in Vault's order, parsing PGP keys now (a bad key must not waste
+    the custodians' shares); return the fingerprints. Raises ``InvalidRequest`` with Vault's messages."""
+    if request.backup and not request.pgp_keys:
+        raise InvalidRequest("cannot request a backup of the new keys without providing PGP keys for encryption")
+    if request.pgp_keys and len(request.pgp_keys) != request.secret_shares:
+        raise InvalidRequest("incorrect number of PGP keys for rekey")
+    if request.secret_threshold > request.secret_shares:
+        raise InvalidRequest("provided threshold greater than the total shares")
+    try:
+        validate_seal_config(request.secret_shares, request.secret_threshold)
+    except InvalidRequest as exc:
+        raise InvalidRequest(f"invalid rekey seal configuration: {exc.message}") from None
+    return tuple(pgp.parse_public_key(k).fingerprint for k in request.pgp_keys)
+
+
+def new_shares(
+    request: RekeyRequest, fingerprints: tuple[str, ...], nonce: str
+) -> tuple[SecretBytes, list[str], list[str], dict[str, Any] | None]:
+    """Make the new root key and its encoded shares: ``(key, hex, base64, backup record or None)``."""
+    new_key = generate_key()
+    shares = split_key(new_key, request.secret_shares, request.secret_threshold)
+    keys_hex, keys_b64 = encode_shares(shares, request.pgp_keys)
+    backup = None
+    if request.backup:
+        by_fingerprint: dict[str, list[str]] = {}
+        for fingerprint, message in zip(fingerprints, keys_hex, strict=True):
+            by_fingerprint.setdefault(fingerprint, []).append(message)
+        backup = {"nonce": nonce, "keys": by_fingerprint}
+    return new_key, keys_hex, keys_b64, backup
+
+
 class RekeyCeremony:
     """The rekey state machine of one namespace vault on this node."""
 
@@ -216,20 +248,7 @@ class RekeyCeremony:
                 progress``.
             NotInitialized / Sealed: the vault cannot be rekeyed now.
         """
-        if request.backup and not request.pgp_keys:
-            raise InvalidRequest(
-                "cannot request a backup of the new keys without providing PGP keys for encryption"
-            )
-        if request.pgp_keys and len(request.pgp_keys) != request.secret_shares:
-            raise InvalidRequest("incorrect number of PGP keys for rekey")
-        if request.secret_threshold > request.secret_shares:
-            raise InvalidRequest("provided threshold greater than the total shares")
-        try:
-            validate_seal_config(request.secret_shares, request.secret_threshold)
-        except InvalidRequest as exc:
-            raise InvalidRequest(f"invalid rekey seal configuration: {exc.message}") from None
-        # Parse keys now, not at the end of the ceremony: a bad key must not waste the custodians' shares.
-        fingerprints = tuple(pgp.parse_public_key(k).fingerprint for k in request.pgp_keys)
+        fingerprints = check_request(request)
         async with self._lock:
             _, keys = await self._ready()
             if self.phase is not RekeyPhase.IDLE:
@@ -290,15 +309,7 @@ class RekeyCeremony:
 
     async def _new_key(self, attempt: _Attempt) -> RekeyResult:
         request = attempt.request
-        new_key = generate_key()
-        shares = split_key(new_key, request.secret_shares, request.secret_threshold)
-        keys_hex, keys_b64 = encode_shares(shares, request.pgp_keys)
-        backup = None
-        if request.backup:
-            by_fingerprint: dict[str, list[str]] = {}
-            for fingerprint, message in zip(attempt.fingerprints, keys_hex, strict=True):
-                by_fingerprint.setdefault(fingerprint, []).append(message)
-            backup = {"nonce": attempt.nonce, "keys": by_fingerprint}
+        new_key, keys_hex, keys_b64, backup = new_shares(request, attempt.fingerprints, attempt.nonce)
         verification_nonce = ""
         if request.require_verification:
             verification_nonce = random_uuid()

@@ -54,6 +54,8 @@ from strongroom.storage.base import Transaction, transactional
 
 KEY_COPIES = "tenant-keys"
 UNSEAL_PROGRESS = "tenant-unseal"
+REKEY_ATTEMPTS = "tenant-rekey"
+"""Where :mod:`strongroom.core.tenant_rekey` keeps a tenant's rekey attempt."""
 UNSEAL_FAILED = "Error unsealing: the unseal keys did not reconstruct the root key"
 """The platform's message for shares that do not open the keyring (``Vault.load_keys``)."""
 DUPLICATE_SHARE = "given key has already been provided during this unseal operation"
@@ -129,6 +131,16 @@ class TenantVault(Vault):
         return f"TenantVault(path={self.path!r}, sealed={self.sealed})"
 
     # -- key state -------------------------------------------------------------------------------------
+
+    async def seal_config(self) -> SealConfig | None:
+        """The stored seal configuration, read afresh each time: another node may have initialised or
+        rekeyed the tenant (the platform's vault may cache it; a tenant's is a storage fact)."""
+        return await transactional(self.store, self.config_in)
+
+    async def config_in(self, tx: Transaction) -> SealConfig | None:
+        """The stored seal configuration, read in ``tx`` (``None``: uninitialised)."""
+        raw = await tx.get(self.space.key("seal"))
+        return SealConfig.from_json(orjson.loads(raw)) if raw else None
 
     def _copy_key(self, platform: NamespaceKeys) -> bytes:
         return platform.space.key("sys", KEY_COPIES, self.ns_id)
@@ -315,8 +327,7 @@ class TenantVault(Vault):
             Sealed: the platform is sealed on this node.
         """
         platform = await self.platform.current_keys(tx)
-        raw = await tx.get(self.space.key("seal"))
-        config = SealConfig.from_json(orjson.loads(raw)) if raw else None
+        config = await self.config_in(tx)
         sealed = await tx.get(self._copy_key(platform)) is None
         progress = UnsealProgress()
         if sealed:
@@ -356,9 +367,13 @@ def void_vault(platform: Vault) -> VoidVault:
 
 
 async def seal_tenants(tx: Transaction, platform: NamespaceKeys, ns_id: bytes) -> None:
-    """In ``tx``: seal tenant ``ns_id`` and every tenant below it (delete key copies and unseal progress)."""
+    """In ``tx``: seal tenant ``ns_id`` and every tenant below it (delete key copies, unseal progress and rekey
+    attempts)."""
     tree = await registry(tx, platform)
     for target in (ns_id, *descendants(tree, ns_id)):
         if target == ns_id or tree.get(target, (b"", False))[1]:
             platform.records(tx, "sys", KEY_COPIES).clear(target)
             platform.records(tx, "sys", UNSEAL_PROGRESS).clear(target)
+            platform.records(tx, "sys", REKEY_ATTEMPTS).clear(
+                target
+            )  # sealing drops a rekey, as the platform's

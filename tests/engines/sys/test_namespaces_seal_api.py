@@ -1,6 +1,6 @@
 """Tenant seals in process: sys/init|unseal|seal|seal-status inside a tenant, the parent's
-sys/namespaces/NAME/{seal,unseal,seal-status,delete-sealed}, rotation, refused ceremonies, and bad input
-(each a clear 4xx with nothing changed)."""
+sys/namespaces/NAME/{seal,unseal,seal-status,delete-sealed}, rotation, the refused generate-root, and bad
+input (each a clear 4xx with nothing changed). Rekey: test_namespaces_rekey_api.py."""
 
 from __future__ import annotations
 
@@ -127,11 +127,8 @@ async def test_rotate_and_key_status_in_a_tenant_and_refusals_in_plain_namespace
     assert await ns.fails(400, "GET", "sys/key-status", ns="team") == ["namespace is not sealable"]
 
 
-@pytest.mark.parametrize(
-    "path",
-    ["sys/rekey/init", "sys/rotate/root/init", "sys/generate-root/attempt", "sys/rekey/update", "sys/generate-root/update"],
-)
-async def test_rekey_and_generate_root_are_refused_in_a_tenant(ns: Namespaces, path: str) -> None:
+@pytest.mark.parametrize("path", ["sys/generate-root/attempt", "sys/generate-root/update"])
+async def test_generate_root_is_refused_in_a_tenant(ns: Namespaces, path: str) -> None:
     t = await ns.tenant("acme")
     for method in ("GET", "PUT"):
         errors = await ns.fails(400, method, path, ns="acme", token=t.root_token, json={})

@@ -15,7 +15,7 @@ in OpenBao, where both paths share the rotation state).
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
@@ -23,6 +23,8 @@ from typing import Any
 
 from strongroom.core.rekey import BACKUP_RECORD, RekeyCeremony, RekeyRequest, RekeyResult, rekey_ceremony
 from strongroom.core.seal import decode_share
+from strongroom.core.tenant_rekey import TenantRekey
+from strongroom.core.tenant_seal import TenantVault
 from strongroom.core.vault import Vault
 from strongroom.engines.fields import NoFields
 from strongroom.engines.framework import Operation, Request, Response, Route
@@ -55,9 +57,18 @@ class KeyFields:
     nonce: str = ""
 
 
-def ceremony(ctx: OpenContext) -> RekeyCeremony:
-    """The rekey ceremony of the addressed namespace on this node."""
-    return rekey_ceremony(ctx.vault, expiry_seconds=ctx.node.settings.unseal_expiry_seconds)
+def ceremony(ctx: OpenContext) -> RekeyCeremony | TenantRekey:
+    """The rekey ceremony of the addressed namespace: the platform's on this node, a tenant's in storage."""
+    expiry = ctx.node.settings.unseal_expiry_seconds
+    if isinstance(ctx.vault, TenantVault):
+        return TenantRekey(ctx.vault, expiry_seconds=expiry)
+    return rekey_ceremony(ctx.vault, expiry_seconds=expiry)
+
+
+async def _settle(outcome: Awaitable[None] | None) -> None:
+    # The platform ceremony's cancel and restart are synchronous (memory); a tenant's run a transaction.
+    if outcome is not None:
+        await outcome
 
 
 async def authorize(
@@ -231,7 +242,7 @@ def routes(family: Family) -> list[OpenRoute]:
         await authorize(ctx, family, "init", Operation.DELETE, req.data)
         if ctx.vault.sealed:
             raise Sealed()
-        ceremony(ctx).cancel()
+        await _settle(ceremony(ctx).cancel())
 
     async def write_update(ctx: OpenContext, req: Request, f: KeyFields) -> Response:
         await authorize(ctx, family, "update", Operation.UPDATE, req.data)
@@ -257,7 +268,7 @@ def routes(family: Family) -> list[OpenRoute]:
 
     async def delete_verify(ctx: OpenContext, req: Request, f: KeyFields) -> Response:
         await authorize(ctx, family, "verify", Operation.DELETE, req.data)
-        ceremony(ctx).restart_verification()
+        await _settle(ceremony(ctx).restart_verification())
         return await verification_status(ctx)
 
     async def read_backup_keys(ctx: OpenContext, req: Request, f: NoFields) -> Response:
