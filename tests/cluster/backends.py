@@ -76,6 +76,8 @@ class PostgresBackend(Backend):
         factory_postgresql.require_server()
         self.schema = factory_postgresql.new_schema()
         self.server = urlsplit(factory_postgresql.URL)
+        self.application_name = f"sr-{self.schema}"
+        """Names the nodes' connections in ``pg_stat_activity`` (the fault tests terminate exactly those)."""
 
     def config(self) -> str:
         s = self.server
@@ -83,7 +85,8 @@ class PostgresBackend(Backend):
             'storage "postgresql" {\n'
             f'  host = "{s.hostname or "127.0.0.1"}"\n  port = {s.port or 5432}\n'
             f'  user = "{s.username or "postgres"}"\n  database = "{s.path.strip("/") or "postgres"}"\n'
-            f'  schema = "{self.schema}"\n  pool_size = 8\n  connect_timeout = "5s"\n}}\n'
+            f'  schema = "{self.schema}"\n  pool_size = 8\n  connect_timeout = "5s"\n'
+            f'  application_name = "{self.application_name}"\n}}\n'
         )
 
     def url(self) -> str:
@@ -121,15 +124,18 @@ class EtcdBackend(Backend):
     name = "etcd"
 
     def __init__(self, cluster: EtcdCluster | None = None) -> None:
+        self.private = cluster is not None
+        """A private cluster is deleted as a whole by its fixture: nothing to purge (members may be down)."""
         self.cluster = cluster or shared_cluster()
         self.prefix = f"cluster-test/{secrets.token_hex(8)}/"
 
     def config(self) -> str:
         address = ",".join(f"http://{e}" for e in self.cluster.endpoints().split(","))
-        # Short bounds: the fault tests stop members and want 503s soon, never hangs.
+        # Short bounds on a private cluster: the fault tests stop members and want 503s soon, never hangs.
+        timeout = "2s" if self.private else "5s"
         return (
             f'storage "etcd" {{\n  address = "{address}"\n  path = "{self.prefix}"\n'
-            f'  request_timeout = "5s"\n  attempt_timeout = "1s"\n}}\n'
+            f'  request_timeout = "{timeout}"\n  attempt_timeout = "1s"\n}}\n'
         )
 
     def url(self) -> str:
@@ -159,6 +165,8 @@ class EtcdBackend(Backend):
         return asyncio.run(logical()) + files
 
     def close(self) -> None:
+        if self.private:
+            return
         from strongroom.storage.etcd import EtcdStore
         from strongroom.storage.url import open_store
 
