@@ -62,6 +62,7 @@ async def test_shares_may_arrive_through_different_nodes(pair: Pair) -> None:
     assert (status["progress"], status["nonce"]) == (1, one["nonce"])
     two = await pair.b.ok("PUT", "sys/unseal", ns="acme", token="", json={"key": t.keys[2]})
     assert two["sealed"] is False and two["progress"] == 0 and two["nonce"] == ""
+    t.root_token = await pair.a.generate_root(t)
     for side in (pair.a, pair.b):
         assert (await side.ok("GET", "sys/mounts", ns="acme", token=t.root_token))["sys/"]["type"] == "system"
 

@@ -12,7 +12,7 @@ from tests.support.vault import InProcessVault
 
 @dataclass
 class Tenant:
-    """A tenant created with ``sys/namespaces`` and a seal: its shares and its own root token."""
+    """A tenant created with ``sys/namespaces`` and a seal: its shares and (once made) its own root token."""
 
     path: str
     keys: list[str]
@@ -59,22 +59,41 @@ class Namespaces:
     async def tenant(
         self, name: str, *, ns: str = "", shares: int = 3, threshold: int = 2, unseal: bool = True, token: str | None = None
     ) -> Tenant:
-        """Create tenant ``name`` below ``ns`` (sealed, initialised) and by default unseal it."""
+        """Create tenant ``name`` below ``ns`` (sealed, initialised); by default unseal it and make its root token."""
         seal = f'seal "shamir" {{ shares = {shares} threshold = {threshold} }}'
         data = (await self.ok("POST", f"sys/namespaces/{name}", ns=ns, token=token, json={"seal": seal}))["data"]
-        tenant = Tenant(data["path"], data["key_shares"], data["root_token"], threshold)
+        tenant = Tenant(data["path"], data["key_shares"], "", threshold)
         self.tenants[tenant.path] = tenant
         if unseal:
             await self.unseal(tenant)
         return tenant
 
     async def unseal(self, tenant: Tenant) -> dict[str, Any]:
-        """Unseal ``tenant`` from inside (``sys/unseal`` with its namespace header, no token)."""
+        """Unseal ``tenant`` from inside (``sys/unseal`` with its namespace header, no token); the first time,
+        make its root token too."""
         body: dict[str, Any] = {}
         for key in tenant.keys[: tenant.threshold]:
             body = await self.ok("PUT", "sys/unseal", ns=tenant.path, token="", json={"key": key})
         assert body["sealed"] is False, body
+        if not tenant.root_token:
+            tenant.root_token = await self.generate_root(tenant)
         return body
+
+    async def generate_root(self, tenant: Tenant) -> str:
+        """A new root token of ``tenant`` (unsealed) from its shareholders' quorum (generate-root with an OTP)."""
+        started = await self.ok("PUT", "sys/generate-root/attempt", ns=tenant.path, token="", json={})
+        body: dict[str, Any] = {}
+        for key in tenant.keys[: tenant.threshold]:
+            body = await self.ok(
+                "PUT", "sys/generate-root/update", ns=tenant.path, token="", json={"key": key, "nonce": started["nonce"]}
+            )
+        assert body["complete"] is True, body
+        decoded = await self.ok(
+            "PUT", "sys/decode-token", ns=tenant.path, token="",
+            json={"encoded_token": body["encoded_token"], "otp": started["otp"]},
+        )  # fmt: skip
+        token: str = decoded["data"]["token"]
+        return token
 
     async def token_in(self, ns: str, token: str, policies: list[str], **kw: Any) -> str:
         """Create a token in namespace ``ns`` with ``token``; return it."""

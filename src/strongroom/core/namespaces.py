@@ -360,8 +360,8 @@ def descendants(tree: dict[bytes, tuple[bytes, bool]], ns_id: bytes) -> list[byt
 def forget(tx: Transaction, platform: NamespaceKeys, ids: Iterable[bytes], now: float) -> None:
     """Delete namespaces ``ids`` for good, in the caller's transaction (the entry is unlinked by the caller).
 
-    Drops their registry records, tenant key copies, unseal progress and rekey attempts, and writes one
-    tombstone each so
+    Drops their registry records, tenant key copies and ceremony records (unseal, rekey, generate-root), and
+    writes one tombstone each so
     :func:`purge_deleted` clears their subspaces.
     """
     for ns_id in ids:
@@ -369,6 +369,7 @@ def forget(tx: Transaction, platform: NamespaceKeys, ids: Iterable[bytes], now: 
         platform.records(tx, "sys", "tenant-keys").clear(ns_id)
         platform.records(tx, "sys", "tenant-unseal").clear(ns_id)
         platform.records(tx, "sys", "tenant-rekey").clear(ns_id)
+        platform.records(tx, "sys", "tenant-generate-root").clear(ns_id)
         platform.records(tx, "sys", TOMBSTONES).put_json((ns_id,), {"deleted": now})
 
 

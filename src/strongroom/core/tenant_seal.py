@@ -56,6 +56,8 @@ KEY_COPIES = "tenant-keys"
 UNSEAL_PROGRESS = "tenant-unseal"
 REKEY_ATTEMPTS = "tenant-rekey"
 """Where :mod:`strongroom.core.tenant_rekey` keeps a tenant's rekey attempt."""
+ROOT_GENERATIONS = "tenant-generate-root"
+"""Where :mod:`strongroom.core.tenant_generate_root` keeps a tenant's root-token generation."""
 UNSEAL_FAILED = "Error unsealing: the unseal keys did not reconstruct the root key"
 """The platform's message for shares that do not open the keyring (``Vault.load_keys``)."""
 DUPLICATE_SHARE = "given key has already been provided during this unseal operation"
@@ -367,13 +369,13 @@ def void_vault(platform: Vault) -> VoidVault:
 
 
 async def seal_tenants(tx: Transaction, platform: NamespaceKeys, ns_id: bytes) -> None:
-    """In ``tx``: seal tenant ``ns_id`` and every tenant below it (delete key copies, unseal progress and rekey
-    attempts)."""
+    """In ``tx``: seal tenant ``ns_id`` and every tenant below it (delete key copies, unseal progress, rekey
+    attempts and root-token generations)."""
     tree = await registry(tx, platform)
     for target in (ns_id, *descendants(tree, ns_id)):
         if target == ns_id or tree.get(target, (b"", False))[1]:
             platform.records(tx, "sys", KEY_COPIES).clear(target)
             platform.records(tx, "sys", UNSEAL_PROGRESS).clear(target)
-            platform.records(tx, "sys", REKEY_ATTEMPTS).clear(
-                target
-            )  # sealing drops a rekey, as the platform's
+            # Sealing drops the ceremonies in progress, as sealing the platform does.
+            platform.records(tx, "sys", REKEY_ATTEMPTS).clear(target)
+            platform.records(tx, "sys", ROOT_GENERATIONS).clear(target)

@@ -186,3 +186,62 @@ async def test_failed_verification_starts_over_with_a_new_nonce(pair: tuple[Name
                           json={"key": key, "nonce": status["nonce"]})  # fmt: skip
     assert done == {"nonce": status["nonce"], "complete": True}
     assert (await _seal_and_unseal(a, t, made["keys"]))["sealed"] is False
+
+
+async def test_generate_root_in_a_tenant_through_two_nodes(pair: tuple[Namespaces, Namespaces]) -> None:
+    a, b = pair
+    t = await a.tenant("acme")
+    started = await a.ok("PUT", "sys/generate-root/attempt", ns="acme", token="", json={})
+    otp, nonce = started["otp"], started["nonce"]
+    assert started["started"] and len(otp) == started["otp_length"] == 28
+    seen = await b.ok("GET", "sys/generate-root/attempt", ns="acme", token="")
+    assert (seen["nonce"], seen["otp"], seen["required"]) == (nonce, "", 2)
+    one = await b.ok("PUT", "sys/generate-root/update", ns="acme", token="", json={"key": t.keys[1], "nonce": nonce})
+    assert (one["progress"], one["complete"]) == (1, False)
+    errors = await a.fails(400, "PUT", "sys/generate-root/update", ns="acme", token="",
+                           json={"key": t.keys[1], "nonce": nonce})  # fmt: skip
+    assert errors == ["given key has already been provided during this generation operation"]
+    done = await a.ok("PUT", "sys/generate-root/update", ns="acme", token="", json={"key": t.keys[2], "nonce": nonce})
+    assert done["complete"] is True
+    token = (await a.ok("PUT", "sys/decode-token", ns="acme", token=t.root_token,
+                        json={"encoded_token": done["encoded_token"], "otp": otp}))["data"]["token"]  # fmt: skip
+    me = (await b.ok("GET", "auth/token/lookup-self", ns="acme", token=token))["data"]
+    assert me["policies"] == ["root"]
+    await b.fails(403, "GET", "sys/mounts", token=token)  # a tenant token: nothing in the platform
+    assert (await a.ok("GET", "sys/generate-root/attempt", ns="acme", token=""))["started"] is False
+
+
+async def test_generate_root_wrong_shares_and_cancel(pair: tuple[Namespaces, Namespaces]) -> None:
+    a, b = pair
+    t = await a.tenant("acme")
+    other = await a.tenant("other")
+    nonce = (await a.ok("PUT", "sys/generate-root/attempt", ns="acme", token="", json={}))["nonce"]
+    await a.ok("PUT", "sys/generate-root/update", ns="acme", token="", json={"key": other.keys[0], "nonce": nonce})
+    errors = await b.fails(400, "PUT", "sys/generate-root/update", ns="acme", token="",
+                           json={"key": other.keys[1], "nonce": nonce})  # fmt: skip
+    assert errors == [f"root generation aborted: {KEY_VERIFICATION_FAILED}"]
+    status = await a.ok("GET", "sys/generate-root/attempt", ns="acme", token="")
+    assert (status["started"], status["nonce"], status["progress"]) == (True, nonce, 0)
+    await a.fails(400, "PUT", "sys/generate-root/attempt", ns="acme", token="", json={})  # already running
+    await b.call("DELETE", "sys/generate-root/attempt", ns="acme", token="")
+    assert (await a.ok("GET", "sys/generate-root/attempt", ns="acme", token=""))["started"] is False
+    # Sealing drops a generation in progress.
+    await a.ok("PUT", "sys/generate-root/attempt", ns="acme", token="", json={})
+    await a.ok("PUT", "sys/seal", ns="acme", token=t.root_token)
+    await b.unseal(t)
+    assert (await a.ok("GET", "sys/generate-root/attempt", ns="acme", token=""))["started"] is False
+
+
+async def test_generate_root_with_pgp_through_openbao_paths(vault: InProcessVault) -> None:
+    ns = Namespaces(vault)
+    t = await ns.tenant("acme")
+    with gpg_home() as gpg:
+        key = gpg.generate("admin@tenant.test")
+        started = (await ns.ok("PUT", "sys/generate-root-token/attempt", ns="acme", token="",
+                               json={"pgp_key": key.vault_entry}))["data"]  # fmt: skip
+        assert started["pgp_fingerprint"] == key.fingerprint.lower()
+        for share in t.keys[:2]:
+            body = (await ns.ok("PUT", "sys/generate-root-token/update", ns="acme", token="",
+                                json={"key": share, "nonce": started["nonce"]}))["data"]  # fmt: skip
+        token = gpg.decrypt(base64.b64decode(body["encoded_token"])).decode()
+    assert (await ns.ok("GET", "auth/token/lookup-self", ns="acme", token=token))["data"]["policies"] == ["root"]

@@ -19,6 +19,7 @@ from strongroom.auth.hcl_reader import HclError, Obj, read_document
 from strongroom.auth.policy_store import PolicyStore
 from strongroom.core.initialization import InitRequest, prepare_init
 from strongroom.core.mounts import load_table, store_table
+from strongroom.core.namespace import NamespaceKeys
 from strongroom.core.namespace_purge import schedule_purge
 from strongroom.core.namespace_tree import Level
 from strongroom.core.namespaces import (
@@ -33,11 +34,12 @@ from strongroom.core.namespaces import (
     unlock_matches,
 )
 from strongroom.crypto.random import random_base62
-from strongroom.engines.bootstrap import initial_table, setup_hook
+from strongroom.engines.bootstrap import initial_table
 from strongroom.engines.context import Context
 from strongroom.engines.fields import NoFields
 from strongroom.engines.framework import Operation, Request, Response, Route
 from strongroom.errors import InvalidRequest, Sealed
+from strongroom.storage.base import Transaction
 
 SysRoute = Route[Context, Any]
 SEAL_CONFIG_PREFIX = "invalid seal config: "
@@ -171,15 +173,21 @@ async def write_namespace(ctx: Context, req: Request, f: WriteFields) -> Respons
     register(ctx.tx, platform, entry.ns_id, level.keys.ns_id if level.keys else b"", sealable=sealable)
     data = entry.describe()
     if not sealable:
-        keys = tree.derived(ctx.keys, entry, level.owner)
-        store_table(ctx.tx, keys, initial_table(dev_kv=False))
-        await PolicyStore(ctx.tx, keys).write_default()
+        await _setup(ctx.tx, tree.derived(ctx.keys, entry, level.owner))
     elif prepared is not None:
         tenant = tree.tenant(entry)
-        keys = await tenant.write_new_seal(ctx.tx, prepared.root_key, prepared.config, prepared.cluster)
-        result = prepared.result(await setup_hook(ctx.clock)(ctx.tx, keys))
-        data.update(key_shares=result.keys, key_threshold=threshold, root_token=result.root_token)
+        await _setup(
+            ctx.tx, await tenant.write_new_seal(ctx.tx, prepared.root_key, prepared.config, prepared.cluster)
+        )
+        # No root token, as OpenBao: the shareholders make one with generate-root inside the tenant.
+        data.update(key_shares=prepared.keys_hex, key_threshold=threshold)
     return Response(data=data)
+
+
+async def _setup(tx: Transaction, keys: NamespaceKeys) -> None:
+    """A new namespace's first records: ``sys/`` and ``auth/token/`` mounts and the ``default`` policy."""
+    store_table(tx, keys, initial_table(dev_kv=False))
+    await PolicyStore(tx, keys).write_default()
 
 
 # -- patch -----------------------------------------------------------------------------------------------

@@ -7,9 +7,10 @@ Parent side, ordinary ACL-checked system paths of the parent namespace, wire-com
 Tenant side (``X-Vault-Namespace: NAME``): ``sys/init``, ``sys/seal-status``, ``sys/unseal`` and
 ``sys/seal`` are the platform's own handlers (:mod:`strongroom.engines.sys.seal`) run against the tenant's
 :class:`~strongroom.core.tenant_seal.TenantVault`, after :func:`tenant_ceremony_allowed`, the ONE place
-that decides who may initialise, unseal or seal a tenant. ``sys/rekey/*`` and ``sys/rotate/root/*`` are
-the platform's routes too, driving :class:`~strongroom.core.tenant_rekey.TenantRekey` (progress in
-storage). ``sys/generate-root`` is refused (its progress is node memory; ``docs/spec/namespaces.md`` 5).
+that decides who may initialise, unseal or seal a tenant. ``sys/rekey/*``, ``sys/rotate/root/*`` and
+``sys/generate-root[-token]/*`` are the platform's routes too, driving
+:class:`~strongroom.core.tenant_rekey.TenantRekey` and
+:class:`~strongroom.core.tenant_generate_root.TenantRootGeneration` (progress in storage).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from strongroom.engines.context import Context
 from strongroom.engines.fields import NoFields
 from strongroom.engines.framework import Operation, Request, Response, Route
 from strongroom.engines.open import OpenContext
+from strongroom.engines.sys import generate_root as platform_generate_root
 from strongroom.engines.sys import rekey as platform_rekey
 from strongroom.engines.sys import seal as platform_seal
 from strongroom.engines.sys.namespaces import NOT_FOUND_WARNING, child, remove
@@ -63,15 +65,6 @@ def _guarded(action: str, handler: Any) -> Any:
     return run
 
 
-def _refused(path: str) -> Any:
-    async def run(ctx: OpenContext, req: Request, f: Any) -> Response | None:
-        raise InvalidRequest(f"sys/{path} is not supported inside a namespace yet")
-
-    return run
-
-
-_ALL = (Operation.READ, Operation.UPDATE, Operation.DELETE)
-
 TENANT_OPEN_ROUTES: list[OpenRoute] = [
     Route(
         "init",
@@ -90,7 +83,7 @@ TENANT_OPEN_ROUTES: list[OpenRoute] = [
     Route("seal", NoFields, {Operation.UPDATE: _guarded("seal", platform_seal.seal)}),
     # Rekey (both families) with its progress in storage: core/tenant_rekey.py behind the platform's routes.
     *platform_rekey.ROUTES,
-    Route("generate-root/{rest:*?}", NoFields, dict.fromkeys(_ALL, _refused("generate-root"))),
+    *platform_generate_root.ROUTES,
 ]
 """The unauthenticated system routes of a tenant (relative to ``sys/``)."""
 
