@@ -259,12 +259,19 @@ def test_tenant_seal_stops_every_node(cluster: Cluster) -> None:
     name = _name("tenant")
     seal = 'seal "shamir" { shares = 3 threshold = 2 }'
     data = cluster.ok(A, "POST", f"sys/namespaces/{name}", json={"seal": seal})["data"]
-    path, keys, root = data["path"], data["key_shares"], data["root_token"]
+    path, keys = data["path"], data["key_shares"]
     ns = {"X-Vault-Namespace": path}
     # Unseal progress lives in storage: one share through B, the second through C.
     for node, share in zip((B, C), keys[:2], strict=True):
         body = cluster.ok(node, "PUT", "sys/unseal", token="", json={"key": share}, headers=ns)
     assert body["sealed"] is False
+    # The tenant's first root token: generate-root inside it (creation makes none), shares through B and C.
+    started = cluster.ok(A, "PUT", "sys/generate-root/attempt", token="", json={}, headers=ns)
+    for node, share in zip((B, C), keys[:2], strict=True):
+        body = cluster.ok(node, "PUT", "sys/generate-root/update", token="",
+                          json={"key": share, "nonce": started["nonce"]}, headers=ns)  # fmt: skip
+    decode = {"encoded_token": body["encoded_token"], "otp": started["otp"]}
+    root = cluster.ok(A, "PUT", "sys/decode-token", token="", json=decode, headers=ns)["data"]["token"]
     cluster.ok(
         A, "POST", "sys/mounts/secret", root, json={"type": "kv", "options": {"version": "2"}}, headers=ns
     )
