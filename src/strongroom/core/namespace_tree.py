@@ -136,6 +136,7 @@ class NamespaceTree:
         self._tenants: OrderedDict[bytes, TenantVault] = OrderedDict()
         self._plain: OrderedDict[bytes, tuple[NamespaceKeys, NamespaceKeys, PlainVault]] = OrderedDict()
         self._by_path: OrderedDict[str, Vault] = OrderedDict()
+        self._root_level: Level | None = None
 
     def __repr__(self) -> str:
         return f"NamespaceTree(tenants={len(self._tenants)}, plain={len(self._plain)})"
@@ -143,8 +144,11 @@ class NamespaceTree:
     # -- caches ------------------------------------------------------------------------------------------
 
     def root_level(self, keys: NamespaceKeys | None) -> Level:
-        """The level of the root namespace with ``keys``."""
-        return Level("", None, keys, self.root, self.root)
+        """The level of the root namespace with ``keys`` (one object per keys object: every request asks)."""
+        level = self._root_level
+        if level is None or level.keys is not keys:
+            level = self._root_level = Level("", None, keys, self.root, self.root)
+        return level
 
     def tenant(self, entry: NamespaceEntry) -> TenantVault:
         """This node's vault of tenant ``entry`` (created on first use)."""
@@ -199,6 +203,7 @@ class NamespaceTree:
 
     def forget_all(self) -> None:
         """Drop every namespace's key state held by this node (when it shuts down)."""
+        self._root_level = None
         for tenant in self._tenants.values():
             tenant.seal()
         self._tenants.clear()
