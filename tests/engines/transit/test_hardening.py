@@ -265,3 +265,51 @@ async def test_creating_keys_never_grows_the_material_cache_past_its_limit(
     body = await transit.ok("POST", "transit/encrypt/k0", json={"plaintext": b64("still works")})
     plain = await transit.ok("POST", "transit/decrypt/k0", json={"ciphertext": body["data"]["ciphertext"]})
     assert unb64(plain["data"]["plaintext"]) == b"still works"
+
+
+# -- one answer for every ciphertext that does not authenticate --------------------------------------------
+
+REJECTED = "cipher: message authentication failed"
+
+
+def _variants(blob: bytes) -> list[bytes]:
+    """Tampered forms of ``blob``: every region flipped, truncations at every boundary, an extension."""
+    out = [blob + b"\x00", b"", b"\x00", bytes(len(blob)), b"\xff" * len(blob)]
+    for cut in (1, 12, 16, 24, 27, 28, 39, 40, len(blob) - 1):
+        if cut < len(blob):
+            out.append(blob[:cut])
+    for pos in (0, 11, 12, 23, 24, len(blob) // 2, len(blob) - 17, len(blob) - 16, len(blob) - 1):
+        flipped = bytearray(blob)
+        flipped[pos % len(blob)] ^= 0x01
+        out.append(bytes(flipped))
+    return out
+
+
+@pytest.mark.parametrize("spec", [
+    {"type": "aes128-gcm96"}, {"type": "aes256-gcm96"}, {"type": "chacha20-poly1305"},
+    {"type": "xchacha20-poly1305"}, {"type": "rsa-2048"}, {"derived": True},
+    {"derived": True, "convergent_encryption": True}, {"type": "xchacha20-poly1305", "derived": True},
+], ids=lambda spec: "-".join(str(v) for v in spec.values()))
+async def test_every_unauthentic_ciphertext_gets_the_one_answer(transit: InProcessVault, spec: dict[str, Any]) -> None:
+    await transit.ok("POST", "transit/keys/k", json=spec)
+    await transit.ok("POST", "transit/keys/twin", json=spec)
+    aead = spec.get("type", "aes256-gcm96") != "rsa-2048"
+    context = {"context": b64("right")} if spec.get("derived") else {}
+    extra = {"associated_data": b64("row 1")} if aead else {}
+    body = await transit.ok("POST", "transit/encrypt/k", json={"plaintext": b64("secret"), **context, **extra})
+    blob = unb64(body["data"]["ciphertext"].removeprefix("vault:v1:"))
+    requests: list[tuple[str, dict[str, Any]]] = [
+        ("twin", {"ciphertext": body["data"]["ciphertext"], **context, **extra}),  # another key
+    ]
+    requests += [("k", {"ciphertext": "vault:v1:" + b64(b), **context, **extra}) for b in _variants(blob)]
+    if spec.get("derived"):
+        requests.append(("k", {"ciphertext": body["data"]["ciphertext"], "context": b64("wrong"), **extra}))
+    if aead:
+        requests.append(("k", {"ciphertext": body["data"]["ciphertext"], **context, "associated_data": b64("row 2")}))
+        requests.append(("k", {"ciphertext": body["data"]["ciphertext"], **context}))
+    for name, request in requests:
+        for op in ("decrypt", "rewrap"):
+            r = await transit.call("POST", f"transit/{op}/{name}", json=request)
+            assert (r.status_code, r.json().get("errors")) == (400, [REJECTED]), (op, request)
+        batch = await transit.call("POST", f"transit/decrypt/{name}", json={"batch_input": [request]})
+        assert batch.json()["data"]["batch_results"][0]["error"] == REJECTED
