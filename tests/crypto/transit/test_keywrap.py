@@ -7,6 +7,7 @@ Known answers come from RFC 5649 section 6 and Wycheproof's AES-256 KWP group
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import os
@@ -325,3 +326,42 @@ def test_pem_text_before_the_block_is_skipped_as_go_does() -> None:
     text = b"a comment line\n" + pem(key) + b"trailing words"
     material = importing.material_from_import(KeyType.ECDSA_P256, text, private=False, derived=False)
     assert material.public_key_text().encode() == pem(key)
+
+
+def _public(kt: KeyType, text: bytes) -> str:
+    return importing.material_from_import(kt, text, private=False, derived=False).public_key_text()
+
+
+def test_pem_parsing_tries_a_bounded_number_of_blocks() -> None:
+    # Pairing BEGIN and END lines with a regular expression was quadratic: 300 KB of BEGIN lines took
+    # 30 s. Now at most _PEM_ATTEMPTS BEGIN lines are looked at.
+    key = ec.generate_private_key(ec.SECP256R1())
+    junk = b"-----BEGIN A-----\n"
+    assert _public(KeyType.ECDSA_P256, junk * (importing._PEM_ATTEMPTS - 1) + pem(key)).encode() == pem(key)
+    assert _import_error(KeyType.ECDSA_P256, junk * importing._PEM_ATTEMPTS + pem(key), private=False) == (
+        "error parsing public key: not in PEM format")
+    assert _import_error(KeyType.ECDSA_P256, junk * 200_000, private=False) == (
+        "error parsing public key: not in PEM format")
+    # Same block rules as before: the END line names the BEGIN label, a label may hold dashes, CRLF works.
+    body = pem(key).split(b"\n", 1)[1].rsplit(b"-----END", 1)[0]
+    assert _public(KeyType.ECDSA_P256, b"-----BEGIN A-B-----\r\n" + body + b"-----END A-B-----").encode() == pem(key)
+    assert _import_error(KeyType.ECDSA_P256, b"-----BEGIN A-----\n" + body + b"-----END B-----",
+                         private=False) == "error parsing public key: not in PEM format"
+
+
+def test_overlong_algorithm_identifiers_are_refused_as_malformed() -> None:
+    # Arcs were built by shifting a Python int: quadratic in the OID's length (10 s for 300 KB).
+    def spki(oid_body: bytes) -> bytes:
+        def tlv(tag: int, content: bytes) -> bytes:
+            n = len(content)
+            length = bytes([n]) if n < 128 else bytes([0x84]) + n.to_bytes(4, "big")
+            return bytes([tag]) + length + content
+        der = tlv(0x30, tlv(0x30, tlv(0x06, oid_body)) + tlv(0x03, b"\x00\x01"))
+        return b"-----BEGIN PUBLIC KEY-----\n" + base64.encodebytes(der) + b"-----END PUBLIC KEY-----\n"
+
+    ok_length = b"\x2a" + b"\x01" * (importing._MAX_OID_BYTES - 1)
+    assert _import_error(KeyType.RSA_2048, spki(ok_length), private=False) == (
+        "error parsing public key: x509: unknown public key algorithm")
+    for body in (ok_length + b"\x01", b"\x81" * 2_000_000 + b"\x01"):
+        assert _import_error(KeyType.RSA_2048, spki(body), private=False) == (
+            "error parsing public key: x509: malformed SubjectPublicKeyInfo")

@@ -23,7 +23,6 @@ key material.
 from __future__ import annotations
 
 import binascii
-import re
 from typing import Any
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -63,7 +62,8 @@ _PRIVATE_OIDS = {_OID_RSA, _OID_RSA_PSS, _OID_EC, _OID_ED25519, _OID_X25519}
 _PUBLIC_OIDS = {_OID_RSA, _OID_EC, _OID_ED25519, _OID_X25519, _OID_DSA}
 
 _SEQUENCE, _INTEGER, _BIT_STRING, _OCTET_STRING, _OID = 0x30, 0x02, 0x03, 0x04, 0x06
-_PEM = re.compile(r"-----BEGIN ([^\r\n]*?)-----\r?\n(.*?)-----END \1-----", re.DOTALL)
+_MAX_OID_BYTES = 64
+_PEM_ATTEMPTS = 16  # BEGIN lines tried before "not in PEM format" (a key is one block; a chain a few)
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | x25519.X25519PrivateKey
 PublicKey = (
@@ -222,14 +222,10 @@ def _material(key_type: KeyType, parsed: PrivateKey | PublicKey, hmac_key: bytes
 def _go_type(key: object) -> str:
     """Go's ``%T`` of the key Vault would have parsed (its error messages name it)."""
     names: tuple[tuple[Any, str], ...] = (
-        (rsa.RSAPrivateKey, "*rsa.PrivateKey"),
-        (rsa.RSAPublicKey, "*rsa.PublicKey"),
-        (ec.EllipticCurvePrivateKey, "*ecdsa.PrivateKey"),
-        (ec.EllipticCurvePublicKey, "*ecdsa.PublicKey"),
-        (ed25519.Ed25519PrivateKey, "ed25519.PrivateKey"),
-        (ed25519.Ed25519PublicKey, "ed25519.PublicKey"),
-        (x25519.X25519PrivateKey, "*ecdh.PrivateKey"),
-        (x25519.X25519PublicKey, "*ecdh.PublicKey"),
+        (rsa.RSAPrivateKey, "*rsa.PrivateKey"), (rsa.RSAPublicKey, "*rsa.PublicKey"),
+        (ec.EllipticCurvePrivateKey, "*ecdsa.PrivateKey"), (ec.EllipticCurvePublicKey, "*ecdsa.PublicKey"),
+        (ed25519.Ed25519PrivateKey, "ed25519.PrivateKey"), (ed25519.Ed25519PublicKey, "ed25519.PublicKey"),
+        (x25519.X25519PrivateKey, "*ecdh.PrivateKey"), (x25519.X25519PublicKey, "*ecdh.PublicKey"),
         (dsa.DSAPublicKey, "*dsa.PublicKey"),
     )
     for cls, name in names:
@@ -329,12 +325,25 @@ def parse_public_key(pem: bytes) -> PublicKey:
 
 
 def _pem_body(pem: bytes) -> bytes | None:
-    """The DER of the first decodable PEM block (text before it is skipped, as Go's ``pem.Decode`` does)."""
+    """The DER of the first decodable PEM block (text before it is skipped, as Go's ``pem.Decode`` does).
+
+    Linear: string searches, at most :data:`_PEM_ATTEMPTS` BEGIN lines (a regex pairing BEGIN and END
+    lines was quadratic: 30 s for 300 KB of BEGIN lines)."""
     text = pem.decode("utf-8", errors="replace")
-    for match in _PEM.finditer(text):
-        lines = [line.strip() for line in match.group(2).splitlines()]
-        # RFC 1421 headers ("Proc-Type: ...") end with a blank line before the base64 body.
-        if any(":" in line for line in lines):
+    pos = 0
+    for _ in range(_PEM_ATTEMPTS):
+        start = text.find("-----BEGIN ", pos)
+        eol = text.find("\n", start)
+        if start < 0 or eol < 0:
+            return None
+        pos, label = start + 1, text[start + 11:eol].removesuffix("\r")
+        marker = f"-----END {label[:-5]}-----"
+        end = text.find(marker, eol) if label.endswith("-----") and "\r" not in label else -1
+        if end < 0:
+            continue
+        pos = end + len(marker)
+        lines = [line.strip() for line in text[eol + 1:end].splitlines()]
+        if any(":" in line for line in lines):  # RFC 1421 headers ("Proc-Type: ...") end at a blank line
             if "" not in lines:
                 continue
             lines = lines[lines.index("") + 1:]
@@ -371,17 +380,16 @@ def _tlv(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
 
 def _children(data: bytes, start: int, end: int, count: int) -> list[tuple[int, int, int]]:
     out: list[tuple[int, int, int]] = []
-    pos = start
-    while pos < end and len(out) < count:
-        element = _tlv(data, pos, end)
-        out.append(element)
-        pos = element[2]
+    while start < end and len(out) < count:
+        out.append(_tlv(data, start, end))
+        start = out[-1][2]
     return out
 
 
 def _oid_text(body: bytes) -> str:
-    if not body:
-        raise ValueError("empty OID")
+    # Bounded: arcs built by shifting are quadratic in length (a 300 KB OID took 10 s); ours are short.
+    if not body or len(body) > _MAX_OID_BYTES:
+        raise ValueError("empty or overlong OID")
     arcs: list[int] = []
     value = 0
     for byte in body:
