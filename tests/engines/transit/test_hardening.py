@@ -212,6 +212,19 @@ async def test_a_nonce_beside_a_batch_is_refused(transit: InProcessVault, path: 
     assert await _error(transit, path, body) == "nonce provided when not allowed"
 
 
+@pytest.mark.parametrize("path", ["encrypt/k", "decrypt/k", "rewrap/k", "datakey/wrapped/k", "datakey/plaintext/k"])
+async def test_a_caller_nonce_is_refused_everywhere(transit: InProcessVault, path: str) -> None:
+    await transit.ok("POST", "transit/keys/k", json={"derived": True, "convergent_encryption": True})
+    ct = (await transit.ok("POST", "transit/encrypt/k",
+                           json={"plaintext": b64("x"), "context": b64("c")}))["data"]["ciphertext"]
+    body = {"plaintext": b64("x"), "ciphertext": ct, "context": b64("c"), "nonce": b64(bytes(12))}
+    assert await _error(transit, path, body) == "nonce provided when not allowed"
+    if not path.startswith("datakey"):
+        item = {k: v for k, v in body.items() if k != ("ciphertext" if path.startswith("encrypt") else "plaintext")}
+        r = await transit.call("POST", "transit/" + path, json={"batch_input": [item]})
+        assert r.json()["data"]["batch_results"][0]["error"] == "nonce provided when not allowed"
+
+
 # -- batch caps for asymmetric keys -----------------------------------------------------------------------
 
 
