@@ -326,3 +326,21 @@ async def test_every_unauthentic_ciphertext_gets_the_one_answer(transit: InProce
             assert (r.status_code, r.json().get("errors")) == (400, [REJECTED]), (op, request)
         batch = await transit.call("POST", f"transit/decrypt/{name}", json={"batch_input": [request]})
         assert batch.json()["data"]["batch_results"][0]["error"] == REJECTED
+
+
+# -- the BYOK wrapping key stays out of reach --------------------------------------------------------------
+
+
+async def test_no_key_path_reaches_the_wrapping_key(transit: InProcessVault) -> None:
+    public = (await transit.ok("GET", "transit/wrapping_key"))["data"]["public_key"]
+    assert public.startswith("-----BEGIN PUBLIC KEY-----") and "PRIVATE" not in public
+    assert (await transit.call("LIST", "transit/keys")).status_code == 404  # no keys: the wrapping key is not one
+    for kind in ("encryption-key", "signing-key", "hmac-key", "public-key"):
+        assert (await transit.call("GET", f"transit/export/{kind}/wrapping-key")).status_code == 404
+    assert (await transit.call("GET", "transit/keys/wrapping-key")).status_code == 404
+    assert await _error(transit, "decrypt/wrapping-key", {"ciphertext": "vault:v1:AAAA"}) == "encryption key not found"
+    r = await transit.call("GET", "transit/backup/wrapping-key")
+    assert r.status_code == 400 and r.json()["errors"] == ['key "wrapping-key" not found']
+    # A key of that name is an ordinary, separate key.
+    await transit.ok("POST", "transit/keys/wrapping-key", json={"type": "rsa-2048"})
+    assert (await transit.ok("GET", "transit/wrapping_key"))["data"]["public_key"] == public
