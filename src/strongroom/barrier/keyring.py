@@ -81,6 +81,15 @@ class Keyring:
         new = Term(self.active.number + 1, generate_key(), now)
         return Keyring((*self.terms, new), self.blind_key, self.token_key, self.kek, self.generation + 1)
 
+    def retired(self, below: int) -> Keyring:
+        """Return a keyring without the terms numbered below ``below`` (the next generation).
+
+        Only for the re-wrap job (``core/rewrap.py``), once no stored record names those terms any more:
+        a record under a dropped term can never be decrypted again. The active term always stays.
+        """
+        kept = tuple(t for t in self.terms if t.number >= min(below, self.active.number))
+        return Keyring(kept, self.blind_key, self.token_key, self.kek, self.generation + 1)
+
     def seal(self, root_key: SecretBytes, physical_key: bytes) -> bytes:
         """Serialise and encrypt the keyring under ``root_key``, bound to ``physical_key``."""
         doc = {

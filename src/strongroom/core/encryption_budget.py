@@ -68,23 +68,28 @@ class EncryptionBudget:
         r = self._current(keys)
 
         async def run(tx: Transaction) -> tuple[int, NamespaceKeys | None]:
-            records = keys.records(tx, "ctr")
+            # The keyring storage holds, read in this transaction (so a concurrent rotation or rekey
+            # conflicts). The counter is written with it, never with older keys held in memory: a
+            # re-wrap may have dropped their terms (core/rewrap.py relies on every writer doing this).
+            physical = keys.space.key("keyring")
+            blob = await tx.get(physical)
+            if blob is None:
+                return r.stored_total, None  # the namespace is gone: write nothing into its subspace
+            try:
+                stored_ring = Keyring.open(keys.root_key, physical, blob)
+            except DecryptionFailed:
+                return r.stored_total, None  # rekeyed elsewhere: this node seals at its next request
+            current = keys
+            if stored_ring.generation != keys.keyring.generation:
+                current = NamespaceKeys.build(keys.ns_id, keys.path, keys.root_key, stored_ring)
+            records = current.records(tx, "ctr")
             stored = await records.get_json("enc", r.term)
             total = (int(stored) if stored is not None else 0) + BLOCK
             records.put_json(("enc", r.term), total)
             if total <= self.threshold:
                 return total, None
-            # Rotate the keyring storage holds, read in this transaction (so a concurrent rotation or
-            # rekey conflicts), and only if it is still the one this node serves: otherwise another node
+            # Rotate only if the stored keyring is still the one this node serves: otherwise another node
             # changed it and this node adopts that change on its next request instead.
-            physical = keys.space.key("keyring")
-            blob = await tx.get(physical)
-            if blob is None:
-                return total, None
-            try:
-                stored_ring = Keyring.open(keys.root_key, physical, blob)
-            except DecryptionFailed:
-                return total, None
             if stored_ring.generation != keys.keyring.generation:
                 return total, None
             rotated = stored_ring.rotated(self.clock.now())

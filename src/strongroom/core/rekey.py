@@ -416,7 +416,8 @@ class RekeyCeremony:
                 raise CorruptRecord("the stored keyring is not sealed by this node's root key") from None
             tx.set(vault.keyring_key, keyring.seal(new_key, vault.keyring_key))
             await vault.update_config(tx, config)
-            records = current.records(tx, "sys")
+            # Under the stored keyring, not the one in memory: a re-wrap may have dropped its terms.
+            records = NamespaceKeys.build(current.ns_id, current.path, current.root_key, keyring).records(tx, "sys")
             if backup is not None:
                 records.put_json((BACKUP_RECORD,), backup)
             else:

@@ -284,7 +284,11 @@ class Vault:
             self.seal()
             raise Sealed()
         if keyring.generation != keys.keyring.generation:
+            previous = keys
             keys = NamespaceKeys.build(self.ns_id, self.path, keys.root_key, keyring)
+            if keyring.active.number == previous.keyring.active.number:
+                # Same active term (a re-wrap dropped the older ones): keep counting its encryptions.
+                keys.barrier.encryptions = previous.barrier.encryptions
             self.keys = keys
         self._keyring_blob = blob
         return keys

@@ -43,11 +43,13 @@ def _backends() -> dict[str, Backend[Context]]:
     from strongroom.engines.kv import v1, v2
     from strongroom.engines.sys import (
         auth_methods,
+        iam,
         keys,
         mounts,
         namespaces,
         namespaces_seal,
         policies,
+        rewrap,
         snapshot,
     )
     from strongroom.engines.token import routes as token_routes
@@ -55,7 +57,7 @@ def _backends() -> dict[str, Backend[Context]]:
 
     sys_routes: list[Any] = [
         *mounts.ROUTES, *auth_methods.ROUTES, *policies.ROUTES, *keys.ROUTES, *snapshot.ROUTES,
-        *namespaces.ROUTES, *namespaces_seal.ROUTES,
+        *namespaces.ROUTES, *namespaces_seal.ROUTES, *rewrap.ROUTES, *iam.ROUTES,
     ]  # fmt: skip
     return {
         "system": Backend(sys_routes),

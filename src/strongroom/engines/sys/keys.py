@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from strongroom.clock import rfc3339
-from strongroom.core.namespace import NamespaceKeys
+from strongroom.core import rewrap, rewrap_state
+from strongroom.core.namespace import ROOT_NAMESPACE_ID, NamespaceKeys
 from strongroom.engines.context import Context
 from strongroom.engines.fields import NoFields
 from strongroom.engines.framework import Operation, Request, Response, Route
@@ -24,7 +25,10 @@ async def rotate(ctx: Context, req: Request, f: NoFields) -> None:
     keys = ctx.keys
     rotated = NamespaceKeys.build(keys.ns_id, keys.path, keys.root_key, keys.keyring.rotated(ctx.clock.now()))
     await vault.write_keyring(ctx.tx, rotated)
+    # The re-wrap of every record to the new term starts in the same transaction (core/rewrap.py).
+    rewrap.start(ctx.tx, await _platform(ctx), keys.ns_id, rotated.keyring.active.number, ctx.clock.now())
     ctx.after_commit.append(lambda: vault.install(rotated))
+    ctx.after_commit.append(lambda: rewrap.kick(ctx.node))
 
 
 async def key_status(ctx: Context, req: Request, f: NoFields) -> Response:
@@ -33,8 +37,23 @@ async def key_status(ctx: Context, req: Request, f: NoFields) -> Response:
         "term": term.number,
         "install_time": rfc3339(term.install_time),
         "encryptions": ctx.node.vault(req.namespace).budget.encryptions(ctx.keys),
+        # An addition to Vault's body (clients ignore unknown fields): the re-wrap after the last rotation.
+        "rewrap": await rewrap_status(ctx),
     }
     return Response(data=data, sys_inject=True)
+
+
+async def _platform(ctx: Context) -> NamespaceKeys:
+    """The platform's keys in the request's transaction (they hold every re-wrap's state)."""
+    if ctx.keys.ns_id == ROOT_NAMESPACE_ID:
+        return ctx.keys
+    return await ctx.node.root.current_keys(ctx.tx)
+
+
+async def rewrap_status(ctx: Context) -> dict[str, Any]:
+    """The ``rewrap`` object of the request's keyring owner (``core/rewrap_state.describe``)."""
+    state = await rewrap_state.load(ctx.tx, await _platform(ctx), ctx.keys.ns_id)
+    return rewrap_state.describe(state, ctx.keys.keyring)
 
 
 ROUTES: list[SysRoute] = [

@@ -143,11 +143,12 @@ async def read_backup(vault: Vault) -> dict[str, Any] | None:
     Raises:
         Sealed: the vault is sealed on this node.
     """
-    keys = vault.keys
-    if keys is None:
+    if vault.keys is None:
         raise Sealed()
 
     async def read(tx: Transaction) -> Any:
+        # The keys storage holds now: another node may have rotated and re-wrapped the record.
+        keys = await vault.current_keys(tx)
         return await keys.records(tx, "sys").get_json(BACKUP_RECORD)
 
     doc = await transactional(vault.store, read)
@@ -160,11 +161,11 @@ async def delete_backup(vault: Vault) -> None:
     Raises:
         Sealed: the vault is sealed on this node.
     """
-    keys = vault.keys
-    if keys is None:
+    if vault.keys is None:
         raise Sealed()
 
     async def clear(tx: Transaction) -> None:
+        keys = await vault.current_keys(tx)
         keys.records(tx, "sys").clear(BACKUP_RECORD)
 
     await transactional(vault.store, clear)
