@@ -99,7 +99,12 @@ class VaultApp:
         first: bytes | None = None
         try:
             status, body = await self._handle(scope, receive, request_id)
-            if isinstance(body, AsyncIterator):
+            if not 200 <= status <= 599:
+                # A status from a handler outside what HTTP servers accept would abort the server process
+                # (granian panics on it): refuse it here, whatever produced it.
+                log.error("handler status %d out of range for request %s", status, request_id)
+                status, body = 500, {"errors": ["internal error"]}
+            elif isinstance(body, AsyncIterator):
                 # A streamed raw body: its producer runs up to its first chunk before the status line is
                 # sent, so failures until then are ordinary error responses.
                 first = await _first_chunk(body, status)

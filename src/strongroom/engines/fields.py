@@ -79,7 +79,7 @@ def parse_duration(value: Any, name: str = "duration") -> int:
             if not total < _INT64:  # also catches infinity
                 raise InvalidRequest(f"error converting input for field {name!r}: duration out of range")
             return int(total)
-    raise InvalidRequest(f"error converting input {value!r} for field {name!r}: invalid duration")
+    raise InvalidRequest(f"error converting input {value!r:.64} for field {name!r}: invalid duration")
 
 
 def _to_bool(value: Any, name: str) -> bool:
@@ -93,12 +93,12 @@ def _to_bool(value: Any, name: str) -> bool:
             return True
         if low in ("false", "0", "f", ""):
             return False
-    raise InvalidRequest(f"error converting input {value!r} for field {name!r}: expected a boolean")
+    raise InvalidRequest(f"error converting input {value!r:.64} for field {name!r}: expected a boolean")
 
 
 def _to_int(value: Any, name: str) -> int:
     if isinstance(value, bool):
-        raise InvalidRequest(f"error converting input {value!r} for field {name!r}: expected an integer")
+        raise InvalidRequest(f"error converting input {value!r:.64} for field {name!r}: expected an integer")
     if isinstance(value, int):
         return _int64(value, name)
     if isinstance(value, float) and value.is_integer():
@@ -115,7 +115,7 @@ def _to_str(value: Any, name: str) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return str(value)
-    raise InvalidRequest(f"error converting input {value!r} for field {name!r}: expected a string")
+    raise InvalidRequest(f"error converting input {value!r:.64} for field {name!r}: expected a string")
 
 
 def _to_list(value: Any, name: str, item: Any) -> list[Any]:
@@ -124,7 +124,7 @@ def _to_list(value: Any, name: str, item: Any) -> list[Any]:
     elif isinstance(value, list):
         parts = list(value)
     else:
-        raise InvalidRequest(f"error converting input {value!r} for field {name!r}: expected a list")
+        raise InvalidRequest(f"error converting input {value!r:.64} for field {name!r}: expected a list")
     return [_coerce(p, item, name) for p in parts]
 
 
@@ -132,7 +132,7 @@ def _to_map(value: Any, name: str, item: Any) -> dict[str, Any]:
     if isinstance(value, str) and value.strip() == "":
         return {}
     if not isinstance(value, dict):
-        raise InvalidRequest(f"error converting input {value!r} for field {name!r}: expected a map")
+        raise InvalidRequest(f"error converting input {value!r:.64} for field {name!r}: expected a map")
     if item is Any:
         return dict(value)
     return {str(k): _coerce(v, item, name) for k, v in value.items()}
@@ -153,7 +153,7 @@ def _coerce(value: Any, annotation: Any, name: str) -> Any:
         try:
             return float(value)
         except (TypeError, ValueError):
-            raise InvalidRequest(f"error converting input {value!r} for field {name!r}") from None
+            raise InvalidRequest(f"error converting input {value!r:.64} for field {name!r}") from None
     if annotation is str:
         return _to_str(value, name)
     origin = typing.get_origin(annotation)
