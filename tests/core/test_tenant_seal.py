@@ -56,11 +56,11 @@ async def pair() -> AsyncIterator[Pair]:
 
 async def test_shares_may_arrive_through_different_nodes(pair: Pair) -> None:
     t = await pair.a.tenant("acme", unseal=False)
-    one = await pair.a.ok("PUT", "sys/unseal", ns="acme/", token="", json={"key": t.keys[0]})
+    one = await pair.a.ok("PUT", "sys/unseal", ns="acme/", token=t.admin_token, json={"key": t.keys[0]})
     assert one["sealed"] is True and one["progress"] == 1 and one["nonce"]
-    status = await pair.b.ok("GET", "sys/seal-status", ns="acme", token="")
+    status = await pair.b.ok("GET", "sys/seal-status", ns="acme", token=t.admin_token)
     assert (status["progress"], status["nonce"]) == (1, one["nonce"])
-    two = await pair.b.ok("PUT", "sys/unseal", ns="acme", token="", json={"key": t.keys[2]})
+    two = await pair.b.ok("PUT", "sys/unseal", ns="acme", token=t.admin_token, json={"key": t.keys[2]})
     assert two["sealed"] is False and two["progress"] == 0 and two["nonce"] == ""
     t.root_token = await pair.a.generate_root(t)
     for side in (pair.a, pair.b):
@@ -77,49 +77,50 @@ async def test_a_seal_on_one_node_stops_the_other_at_its_next_request(pair: Pair
     errors = await pair.b.fails(503, "GET", "kv/x", ns="acme", token=t.root_token)
     assert errors == ["Vault is sealed"]
     assert tenant_b.sealed  # node B dropped its copy of the keys when it found no key copy
-    assert (await pair.b.ok("GET", "sys/seal-status", ns="acme", token=""))["sealed"] is True
+    assert (await pair.b.ok("GET", "sys/seal-status", ns="acme", token=t.admin_token))["sealed"] is True
 
 
 async def test_unseal_progress_expires_with_the_configured_expiry(pair: Pair) -> None:
     t = await pair.a.tenant("acme", unseal=False)
-    await pair.a.ok("PUT", "sys/unseal", ns="acme", token="", json={"key": t.keys[0]})
+    await pair.a.ok("PUT", "sys/unseal", ns="acme", token=t.admin_token, json={"key": t.keys[0]})
     pair.a.vault.clock.advance(601)
-    status = await pair.b.ok("GET", "sys/seal-status", ns="acme", token="")
+    status = await pair.b.ok("GET", "sys/seal-status", ns="acme", token=t.admin_token)
     assert (status["progress"], status["nonce"]) == (0, "")
     # The expired share is gone: one new share is progress 1, not an unseal.
-    body = await pair.b.ok("PUT", "sys/unseal", ns="acme", token="", json={"key": t.keys[1]})
+    body = await pair.b.ok("PUT", "sys/unseal", ns="acme", token=t.admin_token, json={"key": t.keys[1]})
     assert body["sealed"] is True and body["progress"] == 1
 
 
 async def test_duplicate_share_is_refused_and_changes_nothing(pair: Pair) -> None:
     t = await pair.a.tenant("acme", unseal=False)
-    first = await pair.a.ok("PUT", "sys/unseal", ns="acme", token="", json={"key": t.keys[0]})
-    errors = await pair.b.fails(400, "PUT", "sys/unseal", ns="acme", token="", json={"key": t.keys[0]})
+    first = await pair.a.ok("PUT", "sys/unseal", ns="acme", token=t.admin_token, json={"key": t.keys[0]})
+    errors = await pair.b.fails(400, "PUT", "sys/unseal", ns="acme", token=t.admin_token, json={"key": t.keys[0]})
     assert errors == [DUPLICATE_SHARE]
     # Same share, other encoding: still the same share.
-    b64 = (await pair.a.ok("GET", "sys/seal-status", ns="acme", token=""))
+    b64 = (await pair.a.ok("GET", "sys/seal-status", ns="acme", token=t.admin_token))
     assert (b64["progress"], b64["nonce"]) == (1, first["nonce"])
 
 
 async def test_shares_of_another_tenant_fail_and_reset_the_progress(pair: Pair) -> None:
     acme = await pair.a.tenant("acme", unseal=False)
     other = await pair.a.tenant("other", unseal=False)
-    await pair.a.ok("PUT", "sys/unseal", ns="acme", token="", json={"key": other.keys[0]})
-    errors = await pair.b.fails(400, "PUT", "sys/unseal", ns="acme", token="", json={"key": other.keys[1]})
+    await pair.a.ok("PUT", "sys/unseal", ns="acme", token=acme.admin_token, json={"key": other.keys[0]})
+    errors = await pair.b.fails(400, "PUT", "sys/unseal", ns="acme", token=acme.admin_token, json={"key": other.keys[1]})
     assert errors == [UNSEAL_FAILED]
-    status = await pair.a.ok("GET", "sys/seal-status", ns="acme", token="")
+    status = await pair.a.ok("GET", "sys/seal-status", ns="acme", token=acme.admin_token)
     assert (status["sealed"], status["progress"], status["nonce"]) == (True, 0, "")
     # Mixed shares (one of each) fail the same way; the right ones still work afterwards.
-    await pair.a.ok("PUT", "sys/unseal", ns="acme", token="", json={"key": acme.keys[0]})
-    await pair.a.fails(400, "PUT", "sys/unseal", ns="acme", token="", json={"key": other.keys[2]})
+    await pair.a.ok("PUT", "sys/unseal", ns="acme", token=acme.admin_token, json={"key": acme.keys[0]})
+    await pair.a.fails(400, "PUT", "sys/unseal", ns="acme", token=acme.admin_token, json={"key": other.keys[2]})
     await pair.a.unseal(acme)
 
 
 async def test_unseal_of_an_uninitialised_tenant(pair: Pair) -> None:
     await pair.a.ok("POST", "sys/namespaces/fresh", json={"seal": 'seal "shamir" {}', "initialize": False})
-    status = await pair.a.ok("GET", "sys/seal-status", ns="fresh", token="")
+    admin = await pair.a.admin("fresh")
+    status = await pair.a.ok("GET", "sys/seal-status", ns="fresh", token=admin)
     assert (status["initialized"], status["sealed"], status["t"], status["n"]) == (False, True, 0, 0)
-    errors = await pair.a.fails(400, "PUT", "sys/unseal", ns="fresh", token="", json={"key": "ab" * 33})
+    errors = await pair.a.fails(400, "PUT", "sys/unseal", ns="fresh", token=admin, json={"key": "ab" * 33})
     assert errors == ["Vault is not initialized"]
 
 

@@ -12,12 +12,14 @@ from tests.support.vault import InProcessVault
 
 @dataclass
 class Tenant:
-    """A tenant created with ``sys/namespaces`` and a seal: its shares and (once made) its own root token."""
+    """A tenant created with ``sys/namespaces`` and a seal: its shares, (once made) its own root token, and
+    an Administrator biscuit the platform issued for it (what its ceremonies inside it need)."""
 
     path: str
     keys: list[str]
     root_token: str
     threshold: int
+    admin_token: str = ""
 
 
 @dataclass
@@ -63,29 +65,38 @@ class Namespaces:
         seal = f'seal "shamir" {{ shares = {shares} threshold = {threshold} }}'
         data = (await self.ok("POST", f"sys/namespaces/{name}", ns=ns, token=token, json={"seal": seal}))["data"]
         tenant = Tenant(data["path"], data["key_shares"], "", threshold)
+        tenant.admin_token = await self.admin(tenant.path)
         self.tenants[tenant.path] = tenant
         if unseal:
             await self.unseal(tenant)
         return tenant
 
+    async def admin(self, path: str, *, ttl: str = "24h") -> str:
+        """An Administrator biscuit for the tenant at ``path``, issued with the platform root token."""
+        body = await self.ok("POST", "sys/iam/tokens", json={"tenant": path, "role": "admin", "ttl": ttl})
+        token: str = body["data"]["token"]
+        return token
+
     async def unseal(self, tenant: Tenant) -> dict[str, Any]:
-        """Unseal ``tenant`` from inside (``sys/unseal`` with its namespace header, no token); the first time,
-        make its root token too."""
+        """Unseal ``tenant`` from inside (``sys/unseal`` with its namespace header and its Administrator
+        biscuit); the first time, make its root token too."""
         body: dict[str, Any] = {}
         for key in tenant.keys[: tenant.threshold]:
-            body = await self.ok("PUT", "sys/unseal", ns=tenant.path, token="", json={"key": key})
+            body = await self.ok("PUT", "sys/unseal", ns=tenant.path, token=tenant.admin_token, json={"key": key})
         assert body["sealed"] is False, body
         if not tenant.root_token:
             tenant.root_token = await self.generate_root(tenant)
         return body
 
     async def generate_root(self, tenant: Tenant) -> str:
-        """A new root token of ``tenant`` (unsealed) from its shareholders' quorum (generate-root with an OTP)."""
-        started = await self.ok("PUT", "sys/generate-root/attempt", ns=tenant.path, token="", json={})
+        """A new root token of ``tenant`` (unsealed) from its shareholders' quorum (generate-root with an OTP,
+        started and fed with the tenant's Administrator biscuit)."""
+        admin = tenant.admin_token
+        started = await self.ok("PUT", "sys/generate-root/attempt", ns=tenant.path, token=admin, json={})
         body: dict[str, Any] = {}
         for key in tenant.keys[: tenant.threshold]:
             body = await self.ok(
-                "PUT", "sys/generate-root/update", ns=tenant.path, token="", json={"key": key, "nonce": started["nonce"]}
+                "PUT", "sys/generate-root/update", ns=tenant.path, token=admin, json={"key": key, "nonce": started["nonce"]}
             )
         assert body["complete"] is True, body
         decoded = await self.ok(

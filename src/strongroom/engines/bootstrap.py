@@ -1,7 +1,8 @@
 """The records a new vault starts with, written inside the ``sys/init`` transaction.
 
 Vault starts with the system backend at ``sys/``, the token auth method at ``auth/token/``, the
-``default`` policy and one root token. Dev mode adds KV v2 at ``secret/``.
+``default`` policy and one root token. Dev mode adds KV v2 at ``secret/``. The platform (root namespace)
+also gets its IAM signing key, as the offline platform ceremony writes one (``docs/spec/tokens.md``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from strongroom.auth.policy_store import PolicyStore
 from strongroom.auth.tokens import TokenEntry, TokenStore
 from strongroom.clock import Clock
 from strongroom.core.mounts import MountTable, new_entry, store_table
-from strongroom.core.namespace import NamespaceKeys
+from strongroom.core.namespace import ROOT_NAMESPACE_ID, NamespaceKeys
 from strongroom.storage.base import Transaction
 
 DEFAULT_MOUNT_DESCRIPTIONS = {
@@ -55,6 +56,10 @@ def setup_hook(
     async def setup(tx: Transaction, keys: NamespaceKeys) -> str:
         store_table(tx, keys, initial_table(dev_kv=dev_kv))
         await PolicyStore(tx, keys).write_default()
+        if keys.ns_id == ROOT_NAMESPACE_ID:
+            from strongroom.engines.sys.iam_state import write_signing_key  # biscuit: only the platform pays
+
+            write_signing_key(tx, keys)
         return await create_root_token(tx, keys, clock, root_token_id)
 
     return setup

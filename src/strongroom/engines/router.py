@@ -15,6 +15,12 @@ request's transaction (:class:`~strongroom.core.namespace_tree.NamespaceTree`). 
 request to an existing mount reads nothing more than before. A request into a tenant reads the tenant's key
 copy in the same transaction, so a tenant sealed by any node is never served; an unknown namespace answers
 like a sealed tenant. The token is looked up up to the nearest tenant or the platform, never across it.
+
+Biscuit tokens (``sb.`` prefix, recognised before any store lookup; ``docs/spec/tokens.md``) select their
+tenant when the request names no namespace, are authenticated inside the transaction by
+:func:`~strongroom.engines.sys.iam_auth.authenticate` and authorized by a
+:class:`~strongroom.engines.sys.iam_auth.BiscuitACL` instead of policies; a tenant's open ceremony routes
+decide about them in :func:`~strongroom.engines.sys.namespaces_seal.tenant_ceremony_allowed`.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from strongroom.auth.acl import ACL
+from strongroom.auth.iam import is_biscuit_token
 from strongroom.auth.tokens import TokenEntry, TokenStore
 from strongroom.core.mounts import MountEntry, load_table
 from strongroom.core.namespace import NamespaceKeys
@@ -38,6 +45,7 @@ from strongroom.engines.framework import Backend, Match, Operation, Request, Res
 from strongroom.engines.namespace_auth import SELF_PATHS, acl_for, as_foreign_caller, find_token
 from strongroom.engines.open import OpenContext
 from strongroom.engines.registry import backend_for, open_backend, tenant_open_backend
+from strongroom.engines.sys import iam_auth
 from strongroom.errors import (
     InvalidRequest,
     NamespaceLocked,
@@ -83,6 +91,12 @@ class Router:
         Raises:
             StrongroomError: any subclass; the API layer maps it to a status code.
         """
+        if is_biscuit_token(incoming.token):
+            if self.node.root.keys is None:
+                raise Sealed()
+            tenant = await iam_auth.token_tenant(self.node, incoming.token)
+            namespace, path = iam_auth.select_tenant(incoming.namespace, incoming.path, tenant)
+            incoming = dataclasses.replace(incoming, namespace=namespace, path=path)
         header = ""
         if incoming.namespace:
             header = header_path(incoming.namespace)
@@ -172,6 +186,8 @@ class Router:
                 raise NamespaceLocked(res.locked_by)
             if self._is_open(res):
                 return res
+            if res.unknown and is_biscuit_token(incoming.token):
+                raise PermissionDenied()  # a valid token of a tenant that no longer exists
             if res.unknown or target.keys is None:
                 raise Sealed()
             incoming = Incoming(
@@ -182,6 +198,8 @@ class Router:
         if not incoming.token:
             response, after_commit = await self._anonymous(tx, res, incoming)
             return response, after_commit, target.owner
+        if is_biscuit_token(incoming.token):
+            return await self._serve_biscuit(tx, res, incoming)
         entry, home = await find_token(tx, res, incoming.token, self.node.clock)
         table = res.tables.get(len(res.levels) - 1) or await load_table(tx, keys)
         mount = table.match(incoming.path)
@@ -212,6 +230,25 @@ class Router:
             raise
         assert home.keys is not None
         await TokenStore(tx, home.keys, self.node.clock).use(entry)
+        return response, ctx.after_commit, target.owner
+
+    async def _serve_biscuit(self, tx: Transaction, res: Resolution, incoming: Incoming) -> _Served:
+        """Serve a request made with a biscuit in the tenant ``res.target`` (unsealed) in ``tx``."""
+        target = res.target
+        keys = target.keys
+        assert keys is not None
+        caller = await iam_auth.authenticate(tx, self.node, res, incoming.token)
+        table = res.tables.get(len(res.levels) - 1) or await load_table(tx, keys)
+        mount = table.match(incoming.path)
+        acl = iam_auth.BiscuitACL(caller, table, self.node.clock.now())
+        relative = _relative(mount, incoming.path) if mount is not None else ""
+        public = iam_auth.is_public(mount, relative)
+        iam_auth.precheck(acl, public, _acl_candidates(incoming.operation), incoming.path)
+        if mount is None:
+            raise UnsupportedPath(f'no handler for route "{incoming.path}". route entry not found.')
+        ctx = Context(self.node, keys, tx, mount, caller.entry, incoming.token, acl, incoming.request_id)
+        iam_auth.remember(ctx, caller)
+        response = await self.dispatch(ctx, mount, incoming, relative, acl)
         return response, ctx.after_commit, target.owner
 
     async def authenticate(

@@ -43,7 +43,7 @@ async def _seal_and_unseal(ns: Namespaces, tenant: Tenant, keys: list[str]) -> d
     await ns.ok("PUT", "sys/seal", ns=tenant.path, token=tenant.root_token)
     body: dict[str, Any] = {}
     for key in keys:
-        body = await ns.ok("PUT", "sys/unseal", ns=tenant.path, token="", json={"key": key})
+        body = await ns.ok("PUT", "sys/unseal", ns=tenant.path, token=tenant.admin_token, json={"key": key})
     return body
 
 
@@ -66,12 +66,12 @@ async def test_rekey_through_two_nodes_replaces_the_shares(pair: tuple[Namespace
     # Both nodes serve on with the new key; the old shares no longer unseal, the new ones do.
     assert (await b.ok("GET", "kv/x", ns="acme", token=t.root_token))["data"] == {"v": "kept"}
     await a.ok("PUT", "sys/seal", ns="acme", token=t.root_token)
-    status = await b.ok("GET", "sys/seal-status", ns="acme", token="")
+    status = await b.ok("GET", "sys/seal-status", ns="acme", token=t.admin_token)
     assert (status["t"], status["n"]) == (2, 2)
-    await b.ok("PUT", "sys/unseal", ns="acme", token="", json={"key": t.keys[0]})
-    await b.fails(400, "PUT", "sys/unseal", ns="acme", token="", json={"key": t.keys[1]})
+    await b.ok("PUT", "sys/unseal", ns="acme", token=t.admin_token, json={"key": t.keys[0]})
+    await b.fails(400, "PUT", "sys/unseal", ns="acme", token=t.admin_token, json={"key": t.keys[1]})
     for key in new_keys:
-        body = await a.ok("PUT", "sys/unseal", ns="acme", token="", json={"key": key})
+        body = await a.ok("PUT", "sys/unseal", ns="acme", token=t.admin_token, json={"key": key})
     assert body["sealed"] is False
     assert (await b.ok("GET", "kv/x", ns="acme", token=t.root_token))["data"] == {"v": "kept"}
 
@@ -191,45 +191,45 @@ async def test_failed_verification_starts_over_with_a_new_nonce(pair: tuple[Name
 async def test_generate_root_in_a_tenant_through_two_nodes(pair: tuple[Namespaces, Namespaces]) -> None:
     a, b = pair
     t = await a.tenant("acme")
-    started = await a.ok("PUT", "sys/generate-root/attempt", ns="acme", token="", json={})
+    started = await a.ok("PUT", "sys/generate-root/attempt", ns="acme", token=t.admin_token, json={})
     otp, nonce = started["otp"], started["nonce"]
     assert started["started"] and len(otp) == started["otp_length"] == 28
-    seen = await b.ok("GET", "sys/generate-root/attempt", ns="acme", token="")
+    seen = await b.ok("GET", "sys/generate-root/attempt", ns="acme", token=t.admin_token)
     assert (seen["nonce"], seen["otp"], seen["required"]) == (nonce, "", 2)
-    one = await b.ok("PUT", "sys/generate-root/update", ns="acme", token="", json={"key": t.keys[1], "nonce": nonce})
+    one = await b.ok("PUT", "sys/generate-root/update", ns="acme", token=t.admin_token, json={"key": t.keys[1], "nonce": nonce})
     assert (one["progress"], one["complete"]) == (1, False)
-    errors = await a.fails(400, "PUT", "sys/generate-root/update", ns="acme", token="",
+    errors = await a.fails(400, "PUT", "sys/generate-root/update", ns="acme", token=t.admin_token,
                            json={"key": t.keys[1], "nonce": nonce})  # fmt: skip
     assert errors == ["given key has already been provided during this generation operation"]
-    done = await a.ok("PUT", "sys/generate-root/update", ns="acme", token="", json={"key": t.keys[2], "nonce": nonce})
+    done = await a.ok("PUT", "sys/generate-root/update", ns="acme", token=t.admin_token, json={"key": t.keys[2], "nonce": nonce})
     assert done["complete"] is True
     token = (await a.ok("PUT", "sys/decode-token", ns="acme", token=t.root_token,
                         json={"encoded_token": done["encoded_token"], "otp": otp}))["data"]["token"]  # fmt: skip
     me = (await b.ok("GET", "auth/token/lookup-self", ns="acme", token=token))["data"]
     assert me["policies"] == ["root"]
     await b.fails(403, "GET", "sys/mounts", token=token)  # a tenant token: nothing in the platform
-    assert (await a.ok("GET", "sys/generate-root/attempt", ns="acme", token=""))["started"] is False
+    assert (await a.ok("GET", "sys/generate-root/attempt", ns="acme", token=t.admin_token))["started"] is False
 
 
 async def test_generate_root_wrong_shares_and_cancel(pair: tuple[Namespaces, Namespaces]) -> None:
     a, b = pair
     t = await a.tenant("acme")
     other = await a.tenant("other")
-    nonce = (await a.ok("PUT", "sys/generate-root/attempt", ns="acme", token="", json={}))["nonce"]
-    await a.ok("PUT", "sys/generate-root/update", ns="acme", token="", json={"key": other.keys[0], "nonce": nonce})
-    errors = await b.fails(400, "PUT", "sys/generate-root/update", ns="acme", token="",
+    nonce = (await a.ok("PUT", "sys/generate-root/attempt", ns="acme", token=t.admin_token, json={}))["nonce"]
+    await a.ok("PUT", "sys/generate-root/update", ns="acme", token=t.admin_token, json={"key": other.keys[0], "nonce": nonce})
+    errors = await b.fails(400, "PUT", "sys/generate-root/update", ns="acme", token=t.admin_token,
                            json={"key": other.keys[1], "nonce": nonce})  # fmt: skip
     assert errors == [f"root generation aborted: {KEY_VERIFICATION_FAILED}"]
-    status = await a.ok("GET", "sys/generate-root/attempt", ns="acme", token="")
+    status = await a.ok("GET", "sys/generate-root/attempt", ns="acme", token=t.admin_token)
     assert (status["started"], status["nonce"], status["progress"]) == (True, nonce, 0)
-    await a.fails(400, "PUT", "sys/generate-root/attempt", ns="acme", token="", json={})  # already running
-    await b.call("DELETE", "sys/generate-root/attempt", ns="acme", token="")
-    assert (await a.ok("GET", "sys/generate-root/attempt", ns="acme", token=""))["started"] is False
+    await a.fails(400, "PUT", "sys/generate-root/attempt", ns="acme", token=t.admin_token, json={})  # already running
+    await b.call("DELETE", "sys/generate-root/attempt", ns="acme", token=t.admin_token)
+    assert (await a.ok("GET", "sys/generate-root/attempt", ns="acme", token=t.admin_token))["started"] is False
     # Sealing drops a generation in progress.
-    await a.ok("PUT", "sys/generate-root/attempt", ns="acme", token="", json={})
+    await a.ok("PUT", "sys/generate-root/attempt", ns="acme", token=t.admin_token, json={})
     await a.ok("PUT", "sys/seal", ns="acme", token=t.root_token)
     await b.unseal(t)
-    assert (await a.ok("GET", "sys/generate-root/attempt", ns="acme", token=""))["started"] is False
+    assert (await a.ok("GET", "sys/generate-root/attempt", ns="acme", token=t.admin_token))["started"] is False
 
 
 async def test_generate_root_with_pgp_through_openbao_paths(vault: InProcessVault) -> None:
@@ -237,11 +237,11 @@ async def test_generate_root_with_pgp_through_openbao_paths(vault: InProcessVaul
     t = await ns.tenant("acme")
     with gpg_home() as gpg:
         key = gpg.generate("admin@tenant.test")
-        started = (await ns.ok("PUT", "sys/generate-root-token/attempt", ns="acme", token="",
+        started = (await ns.ok("PUT", "sys/generate-root-token/attempt", ns="acme", token=t.admin_token,
                                json={"pgp_key": key.vault_entry}))["data"]  # fmt: skip
         assert started["pgp_fingerprint"] == key.fingerprint.lower()
         for share in t.keys[:2]:
-            body = (await ns.ok("PUT", "sys/generate-root-token/update", ns="acme", token="",
+            body = (await ns.ok("PUT", "sys/generate-root-token/update", ns="acme", token=t.admin_token,
                                 json={"key": share, "nonce": started["nonce"]}))["data"]  # fmt: skip
         token = gpg.decrypt(base64.b64decode(body["encoded_token"])).decode()
     assert (await ns.ok("GET", "auth/token/lookup-self", ns="acme", token=token))["data"]["policies"] == ["root"]

@@ -40,7 +40,7 @@ async def test_create_returns_shares_and_the_tenant_stays_sealed(ns: Namespaces)
     status = await _status(ns, "acme")
     assert set(status) == SEAL_STATUS_DATA
     assert status == {"type": "shamir", "initialized": True, "sealed": True, "t": 2, "n": 3, "progress": 0, "nonce": ""}
-    inside = await ns.ok("GET", "sys/seal-status", ns="acme", token="")
+    inside = await ns.ok("GET", "sys/seal-status", ns="acme", token=await ns.admin("acme"))
     assert {k: inside[k] for k in SEAL_STATUS_DATA} == status
     assert await ns.fails(503, "GET", "sys/mounts", ns="acme", token="hvs.anything") == ["Vault is sealed"]
 
@@ -75,21 +75,23 @@ async def test_unseal_through_the_parent_and_seal_through_it(ns: Namespaces) -> 
 async def test_init_inside_an_uninitialised_tenant_with_pgp_keys(ns: Namespaces) -> None:
     created = await ns.ok("POST", "sys/namespaces/fresh", json={"seal": 'seal "shamir" {}', "initialize": False})
     assert "key_shares" not in created["data"]
-    assert (await ns.ok("GET", "sys/init", ns="fresh", token=""))["initialized"] is False
+    admin = await ns.admin("fresh")  # the tenant's Administrator biscuit: what init and unseal need inside
+    assert (await ns.ok("GET", "sys/init", ns="fresh", token=admin))["initialized"] is False
     with gpg_home() as gpg:
         custodians = [gpg.generate(f"c{i}@tenant.test") for i in range(2)]
-        admin = gpg.generate("admin@tenant.test")
+        holder = gpg.generate("admin@tenant.test")
         init = await ns.ok(
-            "PUT", "sys/init", ns="fresh", token="",
+            "PUT", "sys/init", ns="fresh", token=admin,
             json={"secret_shares": 2, "secret_threshold": 2, "pgp_keys": [k.vault_entry for k in custodians],
-                  "root_token_pgp_key": admin.vault_entry},
+                  "root_token_pgp_key": holder.vault_entry},
         )  # fmt: skip
         shares = [gpg.decrypt(base64.b64decode(m)).decode() for m in init["keys_base64"]]
         token = gpg.decrypt(base64.b64decode(init["root_token"])).decode()
-    assert (await ns.ok("GET", "sys/init", ns="fresh", token=""))["initialized"] is True
-    await ns.fails(400, "PUT", "sys/init", ns="fresh", token="", json={"secret_shares": 1, "secret_threshold": 1})
+    assert (await ns.ok("GET", "sys/init", ns="fresh", token=admin))["initialized"] is True
+    await ns.fails(400, "PUT", "sys/init", ns="fresh", token=admin, json={"secret_shares": 1, "secret_threshold": 1})
+    await ns.fails(403, "PUT", "sys/unseal", ns="fresh", token="", json={"key": shares[0]})
     for share in shares:
-        body = await ns.ok("PUT", "sys/unseal", ns="fresh", token="", json={"key": share})
+        body = await ns.ok("PUT", "sys/unseal", ns="fresh", token=admin, json={"key": share})
     assert body["sealed"] is False
     assert "sys/" in (await ns.ok("GET", "sys/mounts", ns="fresh", token=token))["data"]
     await ns.fails(403, "GET", "sys/mounts", ns="fresh")  # the platform root token has no say

@@ -215,11 +215,12 @@ async def test_namespaces_and_tenants_are_restored(vault: InProcessVault) -> Non
         "POST", "sys/namespaces/acme", json={"seal": 'seal "shamir" {\n shares = 1\n threshold = 1\n}'}
     )
     acme_key = made["data"]["key_shares"][0]
-    r = await v.client.put("/v1/sys/unseal", json={"key": acme_key}, headers={"X-Vault-Namespace": "acme"})
+    tenant = Namespaces(v)
+    admin = await tenant.admin("acme")  # the tenant's Administrator biscuit: what its ceremonies need inside
+    r = await v.client.put("/v1/sys/unseal", json={"key": acme_key}, headers={"X-Vault-Namespace": "acme", "X-Vault-Token": admin})
     assert r.json()["sealed"] is False
     # A tenant's first root token comes from generate-root inside it (creation makes none, as OpenBao).
-    tenant = Namespaces(v)
-    acme_token = await tenant.generate_root(Tenant("acme/", [acme_key], "", 1))
+    acme_token = await tenant.generate_root(Tenant("acme/", [acme_key], "", 1, admin))
     team = {"X-Vault-Namespace": "team", "X-Vault-Token": v.root_token}
     acme = {"X-Vault-Namespace": "acme", "X-Vault-Token": acme_token}
     kv2 = {"type": "kv", "options": {"version": "2"}}

@@ -15,6 +15,7 @@ that decides who may initialise, unseal or seal a tenant. ``sys/rekey/*``, ``sys
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,16 +23,17 @@ import orjson
 
 from strongroom.core.namespaces import NamespaceEntry, descendants, registry
 from strongroom.core.seal import SealConfig, check_share, decode_share
-from strongroom.core.tenant_seal import UNSEAL_FAILED, TenantVault, UnsealOutcome, VoidVault, seal_tenants
+from strongroom.core.tenant_seal import UNSEAL_FAILED, TenantVault, UnsealOutcome, seal_tenants
 from strongroom.engines.context import Context
 from strongroom.engines.fields import NoFields
 from strongroom.engines.framework import Operation, Request, Response, Route
 from strongroom.engines.open import OpenContext
 from strongroom.engines.sys import generate_root as platform_generate_root
+from strongroom.engines.sys import iam_ceremony
 from strongroom.engines.sys import rekey as platform_rekey
 from strongroom.engines.sys import seal as platform_seal
 from strongroom.engines.sys.namespaces import NOT_FOUND_WARNING, child, remove
-from strongroom.errors import InvalidRequest, NotInitialized, PermissionDenied
+from strongroom.errors import InvalidRequest, NotInitialized
 
 SysRoute = Route[Context, Any]
 OpenRoute = Route[OpenContext, Any]
@@ -41,50 +43,66 @@ NOT_SEALABLE = "namespace is not sealable"
 # -- who may run a tenant's ceremonies -------------------------------------------------------------------
 
 
-async def tenant_ceremony_allowed(ctx: OpenContext, action: str, req: Request) -> None:
-    """Decide whether the caller may run ``action`` (``init``, ``unseal``, ``seal``) on the tenant.
+async def tenant_ceremony_allowed(ctx: OpenContext, action: str, req: Request) -> OpenContext:
+    """Decide whether the caller may run ``action`` (``init``, ``status``, ``unseal``, ``seal``, ``rekey``,
+    ``generate-root``) on the tenant; return the context its handler runs with.
 
-    Today, as Vault and OpenBao: ``init`` and ``unseal`` need no token inside the tenant (but an unknown
-    namespace can never be initialised), ``seal`` needs a tenant token with ``sudo`` on ``sys/seal`` (the
-    platform handler checks that itself, in the tenant's own token store). Issue 4's biscuit
-    Administrator-token requirement for init, unseal and reset belongs here.
+    The ONE place that decides it: a tenant's Administrator biscuit may run every ceremony (checked with
+    platform-level state only, so also while the tenant is sealed); a token of the tenant's own store
+    only where it can be checked (see :mod:`strongroom.engines.sys.iam_ceremony` for the table). Without
+    either, every tenant open route answers the same 403 for an unknown, a sealed and an uninitialised
+    tenant.
 
     Raises:
         PermissionDenied: the caller may not.
     """
-    if action == "init" and isinstance(ctx.vault, VoidVault):
-        raise PermissionDenied()
+    return await iam_ceremony.allowed(ctx, action, req)
 
 
 def _guarded(action: str, handler: Any) -> Any:
     async def run(ctx: OpenContext, req: Request, f: Any) -> Response | None:
-        await tenant_ceremony_allowed(ctx, action, req)
-        result: Response | None = await handler(ctx, req, f)
+        allowed = await tenant_ceremony_allowed(ctx, action, req)
+        result: Response | None = await handler(allowed, req, f)
         return result
 
     return run
 
 
-TENANT_OPEN_ROUTES: list[OpenRoute] = [
+def _action(pattern: str, operation: Operation) -> str | None:
+    """The ceremony a tenant open route belongs to (``None``: no guard, see ``decode-token``)."""
+    if pattern == "init":
+        return iam_ceremony.STATUS if operation is Operation.READ else iam_ceremony.INIT
+    if pattern in ("seal-status", "unseal", "seal"):
+        return iam_ceremony.STATUS if pattern == "seal-status" else pattern
+    if pattern.startswith(("rekey/", "rotate/root/")):
+        return iam_ceremony.REKEY
+    if pattern.startswith("generate-root"):
+        return iam_ceremony.GENERATE_ROOT
+    return None
+
+
+def _guard(route: OpenRoute) -> OpenRoute:
+    handlers = {}
+    for operation, handler in route.handlers.items():
+        action = _action(route.pattern, operation)
+        handlers[operation] = handler if action is None else _guarded(action, handler)
+    return dataclasses.replace(route, handlers=handlers)
+
+
+_PLATFORM_OPEN_ROUTES: list[OpenRoute] = [
     Route(
         "init",
         platform_seal.InitFields,
-        {
-            Operation.READ: platform_seal.read_init,
-            Operation.UPDATE: _guarded("init", platform_seal.write_init),
-        },
+        {Operation.READ: platform_seal.read_init, Operation.UPDATE: platform_seal.write_init},
     ),
     Route("seal-status", NoFields, {Operation.READ: platform_seal.read_seal_status}),
-    Route(
-        "unseal",
-        platform_seal.UnsealFields,
-        {Operation.UPDATE: _guarded("unseal", platform_seal.write_unseal)},
-    ),
-    Route("seal", NoFields, {Operation.UPDATE: _guarded("seal", platform_seal.seal)}),
+    Route("unseal", platform_seal.UnsealFields, {Operation.UPDATE: platform_seal.write_unseal}),
+    Route("seal", NoFields, {Operation.UPDATE: platform_seal.seal}),
     # Rekey (both families) with its progress in storage: core/tenant_rekey.py behind the platform's routes.
     *platform_rekey.ROUTES,
     *platform_generate_root.ROUTES,
 ]
+TENANT_OPEN_ROUTES: list[OpenRoute] = [_guard(route) for route in _PLATFORM_OPEN_ROUTES]
 """The unauthenticated system routes of a tenant (relative to ``sys/``)."""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from strongroom.auth.iam import is_biscuit_token
 from strongroom.auth.tokens import TokenStore
 from strongroom.engines.context import Context
 from strongroom.engines.fields import NoFields
@@ -119,6 +120,8 @@ async def capabilities_self(ctx: Context, req: Request, f: CapabilitiesFields) -
     if ctx.caller is None:
         raise PermissionDenied()
     paths = _paths(f)
+    if is_biscuit_token(ctx.caller_token):  # no policies: the biscuit's authorizer answers (BiscuitACL)
+        return _capabilities_response({p: ctx.acl.capabilities(p.lstrip("/")) for p in paths}, paths)
     return _capabilities_response(await _caps_for(ctx, ctx.caller.policies, paths), paths)
 
 

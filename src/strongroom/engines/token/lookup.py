@@ -17,6 +17,7 @@ from strongroom.auth.tokens import USES_EXHAUSTED, TokenEntry
 from strongroom.engines.context import Context
 from strongroom.engines.fields import NoFields
 from strongroom.engines.framework import Operation, Request, Response, Route
+from strongroom.engines.sys import iam_auth
 from strongroom.errors import InvalidRequest, PermissionDenied
 
 
@@ -65,6 +66,9 @@ async def lookup_self(ctx: Context, req: Request, f: LookupFields) -> Response:
     """
     if ctx.caller is None:
         raise PermissionDenied("bad token")
+    biscuit = iam_auth.lookup_self(ctx)  # a biscuit answers from its own facts (docs/spec/tokens.md 7)
+    if biscuit is not None:
+        return biscuit
     return Response(data=describe(ctx, ctx.caller, ctx.caller_token))
 
 

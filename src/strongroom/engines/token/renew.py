@@ -17,6 +17,7 @@ from typing import Any
 from strongroom.auth.tokens import TokenEntry
 from strongroom.engines.context import Context
 from strongroom.engines.framework import Operation, Request, Response, Route
+from strongroom.engines.sys import iam_auth
 from strongroom.engines.token.common import auth_response, calculate_ttl, caller, parse_seconds
 from strongroom.engines.token.roles import load_role
 from strongroom.errors import InvalidRequest
@@ -84,6 +85,7 @@ async def renew(ctx: Context, req: Request, f: RenewFields) -> Response:
 async def renew_self(ctx: Context, req: Request, f: RenewFields) -> Response:
     """Renew the calling token (any ``token`` parameter is ignored, as in Vault)."""
     caller(ctx)
+    iam_auth.renew_self(ctx)  # a biscuit is not renewable (docs/spec/tokens.md 7)
     return await renew(ctx, req, RenewFields(token=ctx.caller_token, increment=f.increment))
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from strongroom.engines.context import Context
 from strongroom.engines.fields import NoFields
 from strongroom.engines.framework import Operation, Request, Response, Route
+from strongroom.engines.sys import iam_auth
 from strongroom.engines.token.common import caller, envelope_with_status, has_sudo
 from strongroom.errors import InvalidRequest
 
@@ -46,7 +47,9 @@ async def revoke(ctx: Context, req: Request, f: RevokeFields) -> None:
 
 
 async def revoke_self(ctx: Context, req: Request, f: NoFields) -> None:
-    """Revoke the calling token and all its descendants."""
+    """Revoke the calling token and all its descendants (a biscuit: its last revocation id)."""
+    if await iam_auth.revoke_self(ctx):
+        return
     await ctx.tokens().revoke(caller(ctx))
 
 

@@ -1,0 +1,174 @@
+"""The platform IAM's state on a node: its signing key, its verifier and the revocation list in storage.
+
+Everything durable is a barrier record of the platform (root namespace), so it follows the platform's
+keyring (rotation re-wraps it) and every node sees a change at its next request
+(``docs/spec/tokens.md`` sections 6 and 8, ``docs/spec/storage-layout.md``):
+
+* ``("sys", "iam", "signing-key")``: the IAM signing key (``IamKey.to_bytes``). Written by the offline
+  platform ceremony and by an online ``sys/init`` of the platform (:func:`write_signing_key`); a platform
+  initialised before the IAM existed gets one at its first issuance (:func:`signing_key`).
+* ``("sys", "iam-revoked", blind index of the id)``: one record per revoked revocation id, holding
+  ``{"revocation_id", "revoked_at", "expires_at"}`` (``expires_at`` known only when the token itself was
+  submitted). The physical key is a blind index under the platform's index key, so a storage dump shows
+  no revocation id.
+
+:class:`IamState` (one per node, :func:`iam_state`) keeps the public half of the key and an
+:class:`~strongroom.auth.iam.IamVerifier` built from it. :meth:`IamState.verifier` reads the key record
+inside the request's transaction and rebuilds the verifier only when the stored ciphertext changed and
+holds another key, so a new key reaches every node at its next request and an unchanged one costs one
+point read. The private half is decrypted only to issue a token and never kept.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+from strongroom.auth.iam import IamKey, IamPublicKey, IamVerifier, NothingRevoked
+from strongroom.core.namespace import NamespaceKeys
+from strongroom.core.node import Node
+from strongroom.core.platform import IAM_SIGNING_KEY
+from strongroom.crypto.secret import SecretBytes
+from strongroom.errors import InvalidRequest, PermissionDenied
+from strongroom.storage.base import Transaction, transactional
+
+REVOKED_AREA = ("sys", "iam-revoked")
+_REVOKED_INDEX_PARENT = b"iam-revocation-id"
+MAX_REVOCATION_ID_CHARS = 256
+"""A revocation id is the hex of a block signature (128 characters for Ed25519); longer is refused."""
+
+
+def write_signing_key(tx: Transaction, platform: NamespaceKeys) -> IamKey:
+    """In ``tx``: write a new IAM signing key (key id 1) into the platform's records and return it."""
+    key = IamKey.generate()
+    platform.records(tx, "sys").put(IAM_SIGNING_KEY, key.to_bytes().reveal())
+    return key
+
+
+async def signing_key(tx: Transaction, platform: NamespaceKeys, *, create: bool = False) -> IamKey:
+    """The IAM signing key, read in ``tx``; with ``create``, written first when the platform has none.
+
+    Raises:
+        InvalidRequest: no key and ``create`` is false.
+        CorruptRecord: the stored key is damaged.
+    """
+    raw = await platform.records(tx, "sys").get(*IAM_SIGNING_KEY)
+    if raw is None:
+        if not create:
+            raise InvalidRequest("the platform has no IAM signing key yet")
+        return write_signing_key(tx, platform)
+    return IamKey.from_bytes(SecretBytes(raw, kind="IAM signing key"))
+
+
+def check_revocation_id(value: Any) -> str:
+    """Return ``value`` as a lowercase hex revocation id.
+
+    Raises:
+        InvalidRequest: not a non-empty even-length hex string of at most 256 characters.
+    """
+    if not isinstance(value, str) or not value or len(value) > MAX_REVOCATION_ID_CHARS:
+        raise InvalidRequest("revocation_id must be the hex revocation id of a token block")
+    try:
+        bytes.fromhex(value)
+    except ValueError:
+        raise InvalidRequest("revocation_id must be the hex revocation id of a token block") from None
+    return value.lower()
+
+
+def _revoked_key(platform: NamespaceKeys, revocation_id: str) -> tuple[bytes]:
+    return (platform.indexer.index(_REVOKED_INDEX_PARENT, revocation_id.lower()),)
+
+
+async def any_revoked(tx: Transaction, platform: NamespaceKeys, ids: Sequence[str]) -> bool:
+    """Whether any of ``ids`` is revoked, read in ``tx`` (one point read per id, nothing decrypted)."""
+    records = platform.records(tx, *REVOKED_AREA)
+    for revocation_id in ids:
+        if await records.exists(*_revoked_key(platform, revocation_id)):
+            return True
+    return False
+
+
+def revoke(
+    tx: Transaction, platform: NamespaceKeys, revocation_id: str, *, now: float, expires_at: int | None = None
+) -> None:
+    """In ``tx``: add ``revocation_id`` (checked hex) to the revocation list."""
+    platform.records(tx, *REVOKED_AREA).put_json(
+        _revoked_key(platform, revocation_id),
+        {"revocation_id": revocation_id.lower(), "revoked_at": math.floor(now), "expires_at": expires_at},
+    )
+
+
+class IamState:
+    """One node's view of the IAM key: the public key and a verifier (signature cache inside)."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._record: bytes | None = None
+        self._public: IamPublicKey | None = None
+        self._verifier: IamVerifier | None = None
+
+    def __repr__(self) -> str:
+        return f"IamState(public={self._public!r})"
+
+    async def verifier(self, tx: Transaction, platform: NamespaceKeys) -> IamVerifier:
+        """The verifier for the key stored now, read in ``tx``.
+
+        Raises:
+            PermissionDenied: the platform has no IAM key (so no token can be valid).
+            CorruptRecord: the stored key is damaged.
+        """
+        physical = platform.space.key("sys", *IAM_SIGNING_KEY)
+        record = await tx.get(physical)
+        if record is None:
+            raise PermissionDenied()
+        verifier = self._verifier
+        if record != self._record or verifier is None:
+            key = IamKey.from_bytes(SecretBytes(platform.barrier.decrypt(physical, record), kind="IAM signing key"))
+            if verifier is None or key.public_key != self._public:
+                # A new key: a new verifier (its signature cache belonged to the old key).
+                verifier = IamVerifier([key.public_key], NothingRevoked())
+                self._verifier, self._public = verifier, key.public_key
+            # Same key under a new ciphertext (platform rotation re-wrapped it): keep the cache.
+            self._record = record
+        return verifier
+
+    async def current(self) -> IamVerifier:
+        """The verifier this node last saw, or one read now in a transaction of its own.
+
+        Used before a request's transaction starts (to pick the token's tenant); the request then checks
+        the token again with :meth:`verifier` inside its transaction.
+
+        Raises:
+            Sealed: the platform is sealed on this node.
+            PermissionDenied: the platform has no IAM key.
+        """
+        if self._verifier is not None:
+            return self._verifier
+
+        async def read(tx: Transaction) -> IamVerifier:
+            return await self.verifier(tx, await self.node.root.current_keys(tx))
+
+        return await transactional(self.node.store, read)
+
+    async def public_key(self, tx: Transaction, platform: NamespaceKeys) -> IamPublicKey:
+        """The current public key, read in ``tx``.
+
+        Raises:
+            PermissionDenied: the platform has no IAM key.
+        """
+        await self.verifier(tx, platform)
+        assert self._public is not None
+        return self._public
+
+
+_STATES: weakref.WeakKeyDictionary[Node, IamState] = weakref.WeakKeyDictionary()
+
+
+def iam_state(node: Node) -> IamState:
+    """The :class:`IamState` of ``node`` (created on first use)."""
+    state = _STATES.get(node)
+    if state is None:
+        state = _STATES[node] = IamState(node)
+    return state
