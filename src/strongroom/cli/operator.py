@@ -323,7 +323,7 @@ def cmd_rotate(ctx: Context) -> int:
 
 def register(sub: Any, parent: argparse.ArgumentParser) -> None:
     """Add ``operator init|unseal|seal|status|rotate|key-status`` and top-level ``status``."""
-    from strongroom.cli import migrate, rekey, snapshot  # local: they import helpers from this module
+    from strongroom.cli import migrate, rekey, rewrap, snapshot  # local: they import helpers from this module
 
     status = sub.add_parser("status", parents=[parent], help="print the seal status (exit 2 when sealed)")
     status.set_defaults(handler=cmd_status)
@@ -354,6 +354,7 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
     rotate = ops.add_parser("rotate", parents=[parent], help="add a new encryption key term")
     rotate.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
     rotate.set_defaults(handler=cmd_rotate)
+    rewrap.register(ops, parent, rotate)  # --wait, and operator rewrap-status
 
     key_status = ops.add_parser("key-status", parents=[parent], help="print the encryption key status")
     key_status.add_argument("rest", nargs="*", help=argparse.SUPPRESS)

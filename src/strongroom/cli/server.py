@@ -172,7 +172,7 @@ async def serve(
 
     from strongroom.api.app import VaultApp
     from strongroom.auth import token_cleanup
-    from strongroom.core import namespace_purge
+    from strongroom.core import namespace_purge, rewrap
     from strongroom.core.background import BackgroundRunner
     from strongroom.core.job_settings import apply_testing_overrides
     from strongroom.core.node import Node
@@ -230,6 +230,7 @@ async def serve(
     runner.register(autorotate.JOB)
     runner.register(namespace_purge.JOB)  # finishes the storage purge of deleted namespaces
     runner.register(token_cleanup.JOB)  # removes dead token records in bounded batches
+    rewrap.install(runner)  # re-wraps records after sys/rotate, then drops older terms (core/rewrap.py)
     apply_testing_overrides(runner)  # hidden STRONGROOM_TEST_JOB_* knobs (core/job_settings.py); unset: no-op
     runner.start()
     try:
