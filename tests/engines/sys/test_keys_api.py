@@ -8,7 +8,7 @@ from tests.support.vault import InProcessVault
 async def test_rotate_adds_a_term_and_data_stays_readable(vault: InProcessVault) -> None:
     status = await vault.ok("GET", "sys/key-status")
     assert status["data"]["term"] == 1 and status["term"] == 1
-    assert set(status["data"]) == {"term", "install_time", "encryptions"}
+    assert set(status["data"]) == {"term", "install_time", "encryptions", "rewrap"}  # + the re-wrap's progress
     assert status["data"]["install_time"].endswith("Z")
     await vault.ok("PUT", "sys/policies/acl/before", json={"policy": 'path "a" { capabilities = ["read"] }'})
     vault.clock.advance(60)
