@@ -1,8 +1,10 @@
 """The generate-root ceremony: a quorum of unseal-key holders creates a new root token.
 
-It exists for when every root token is gone, so it needs no token: the authority is the quorum. One
-:class:`GenerateRootCeremony` per namespace vault per node (:func:`root_generation`), held in memory as
-Vault does.
+It exists for when every root token is gone, so it needs no token: the authority is the quorum. This
+module holds the token encoding and :class:`GenerateRootCeremony`, the node-local reference state machine
+(progress in one process's memory, as Vault keeps it). The server's routes run
+:class:`~strongroom.core.stored_generate_root.StoredRootGeneration` instead, the same steps with the attempt
+in storage (platform and tenants alike), so the shares may reach any worker of any node.
 
 State machine::
 
@@ -22,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -248,20 +249,3 @@ class GenerateRootCeremony:
 
         return await transactional(vault.store, create)
 
-
-_CEREMONIES: weakref.WeakKeyDictionary[Vault, GenerateRootCeremony] = weakref.WeakKeyDictionary()
-
-
-def root_generation(
-    vault: Vault, *, token_length: int, expiry_seconds: float | None = None
-) -> GenerateRootCeremony:
-    """Return this node's generate-root ceremony for ``vault`` (created on first use)."""
-    ceremony = _CEREMONIES.get(vault)
-    if ceremony is None:
-        ceremony = GenerateRootCeremony(
-            vault, vault.clock, token_length=token_length, expiry_seconds=expiry_seconds
-        )
-        _CEREMONIES[vault] = ceremony
-        # A sealed node holds no key material: sealing drops the collected shares.
-        vault.on_seal.append(ceremony.cancel)
-    return ceremony

@@ -1,7 +1,11 @@
 """The rekey ceremony: replace a namespace's root key and its Shamir shares, optionally verified.
 
-One :class:`RekeyCeremony` per namespace vault per node (:func:`rekey_ceremony`); its progress lives in
-this node's memory, as Vault keeps it (DESIGN.md section 2: platform ceremonies belong to the node).
+This module holds what every rekey shares (:class:`RekeyRequest`, :func:`check_request`, :func:`new_shares`,
+share checks, Vault's messages) and :class:`RekeyCeremony`, the node-local reference state machine whose
+progress lives in one process's memory. The server's routes do not use it any more: they run
+:class:`~strongroom.core.stored_rekey.StoredRekey`, the same steps with the attempt in storage, for the
+platform as for tenants, so the calls may reach any worker of any node. ``tests/core/test_rekey.py`` pins
+this reference (two instances over one store are two independent nodes' ceremonies there).
 
 State machine (every transition happens under one lock, so concurrent calls see whole steps)::
 
@@ -23,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import weakref
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -435,16 +438,3 @@ class RekeyCeremony:
         vault.forget_config()
         self._attempt = None
 
-
-_CEREMONIES: weakref.WeakKeyDictionary[Vault, RekeyCeremony] = weakref.WeakKeyDictionary()
-
-
-def rekey_ceremony(vault: Vault, *, expiry_seconds: float | None = None) -> RekeyCeremony:
-    """Return this node's rekey ceremony for ``vault`` (created on first use, forgotten with the vault)."""
-    ceremony = _CEREMONIES.get(vault)
-    if ceremony is None:
-        ceremony = RekeyCeremony(vault, vault.clock, expiry_seconds=expiry_seconds)
-        _CEREMONIES[vault] = ceremony
-        # A sealed node holds no key material: sealing drops the attempt (old and new root keys).
-        vault.on_seal.append(ceremony.cancel)
-    return ceremony

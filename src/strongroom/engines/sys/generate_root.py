@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from strongroom.auth.tokens import TOKEN_PREFIX, TOKEN_RANDOM_CHARS
-from strongroom.core.generate_root import GenerateRootCeremony, decode_token, root_generation
+from strongroom.core.generate_root import decode_token
 from strongroom.core.namespace import NamespaceKeys
 from strongroom.core.seal import decode_share
-from strongroom.core.tenant_generate_root import TenantRootGeneration
-from strongroom.core.tenant_seal import TenantVault
+from strongroom.core.stored_ceremony import subject_of
+from strongroom.core.stored_generate_root import StoredRootGeneration
 from strongroom.engines.bootstrap import create_root_token
 from strongroom.engines.framework import Operation, Request, Response, Route
 from strongroom.engines.open import OpenContext
@@ -49,13 +49,11 @@ class DecodeFields:
     otp: str = ""
 
 
-def ceremony(ctx: OpenContext) -> GenerateRootCeremony | TenantRootGeneration:
-    """The generate-root ceremony of the addressed namespace: the platform's on this node, a tenant's in
-    storage."""
+def ceremony(ctx: OpenContext) -> StoredRootGeneration:
+    """The generate-root ceremony of the addressed namespace (the platform or a tenant), its progress in
+    storage so the shares may reach any worker of any node."""
     expiry = ctx.node.settings.unseal_expiry_seconds
-    if isinstance(ctx.vault, TenantVault):
-        return TenantRootGeneration(ctx.vault, token_length=TOKEN_LENGTH, expiry_seconds=expiry)
-    return root_generation(ctx.vault, token_length=TOKEN_LENGTH, expiry_seconds=expiry)
+    return StoredRootGeneration(subject_of(ctx.vault), token_length=TOKEN_LENGTH, expiry_seconds=expiry)
 
 
 def routes(base: str, *, raw: bool) -> list[OpenRoute]:
@@ -82,9 +80,7 @@ def routes(base: str, *, raw: bool) -> list[OpenRoute]:
     async def delete_attempt(ctx: OpenContext, req: Request, f: AttemptFields) -> None:
         if ctx.vault.sealed:
             raise Sealed()
-        cancelled = ceremony(ctx).cancel()
-        if cancelled is not None:  # a tenant's ceremony cancels in a transaction
-            await cancelled
+        await ceremony(ctx).cancel()
 
     async def write_update(ctx: OpenContext, req: Request, f: UpdateFields) -> Response:
         key, nonce = f.key, f.nonce

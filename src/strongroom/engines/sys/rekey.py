@@ -1,7 +1,8 @@
 """``sys/rekey/{init,update,verify,backup}`` and OpenBao's ``sys/rotate/root/{init,update,verify,backup}``.
 
-Both families drive the same :class:`~strongroom.core.rekey.RekeyCeremony` (one rekey per namespace, as
-in OpenBao, where both paths share the rotation state).
+Both families drive the same :class:`~strongroom.core.stored_rekey.StoredRekey` (one rekey per namespace,
+as in OpenBao, where both paths share the rotation state), whose progress is in storage for the platform and
+for tenants alike, so the calls of one ceremony may reach any worker of any node.
 
 * ``sys/rekey/*`` answers with Vault's raw bodies (no envelope). Vault leaves init/update/verify
   unauthenticated; strongroom requires a token with ``sudo`` on the path by default, as OpenBao's
@@ -15,16 +16,16 @@ in OpenBao, where both paths share the rotation state).
 from __future__ import annotations
 
 import base64
-from collections.abc import Awaitable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from strongroom.core.rekey import BACKUP_RECORD, RekeyCeremony, RekeyRequest, RekeyResult, rekey_ceremony
+from strongroom.core.rekey import BACKUP_RECORD, RekeyRequest, RekeyResult
 from strongroom.core.seal import decode_share
-from strongroom.core.tenant_rekey import TenantRekey
-from strongroom.core.tenant_seal import TenantVault
+from strongroom.core.stored_ceremony import subject_of
+from strongroom.core.stored_rekey import StoredRekey
 from strongroom.core.vault import Vault
 from strongroom.engines.fields import NoFields
 from strongroom.engines.framework import Operation, Request, Response, Route
@@ -57,18 +58,9 @@ class KeyFields:
     nonce: str = ""
 
 
-def ceremony(ctx: OpenContext) -> RekeyCeremony | TenantRekey:
-    """The rekey ceremony of the addressed namespace: the platform's on this node, a tenant's in storage."""
-    expiry = ctx.node.settings.unseal_expiry_seconds
-    if isinstance(ctx.vault, TenantVault):
-        return TenantRekey(ctx.vault, expiry_seconds=expiry)
-    return rekey_ceremony(ctx.vault, expiry_seconds=expiry)
-
-
-async def _settle(outcome: Awaitable[None] | None) -> None:
-    # The platform ceremony's cancel and restart are synchronous (memory); a tenant's run a transaction.
-    if outcome is not None:
-        await outcome
+def ceremony(ctx: OpenContext) -> StoredRekey:
+    """The rekey ceremony of the addressed namespace (the platform or a tenant), its progress in storage."""
+    return StoredRekey(subject_of(ctx.vault), expiry_seconds=ctx.node.settings.unseal_expiry_seconds)
 
 
 async def authorize(
@@ -243,7 +235,7 @@ def routes(family: Family) -> list[OpenRoute]:
         await authorize(ctx, family, "init", Operation.DELETE, req.data)
         if ctx.vault.sealed:
             raise Sealed()
-        await _settle(ceremony(ctx).cancel())
+        await ceremony(ctx).cancel()
 
     async def write_update(ctx: OpenContext, req: Request, f: KeyFields) -> Response:
         await authorize(ctx, family, "update", Operation.UPDATE, req.data)
@@ -269,7 +261,7 @@ def routes(family: Family) -> list[OpenRoute]:
 
     async def delete_verify(ctx: OpenContext, req: Request, f: KeyFields) -> Response:
         await authorize(ctx, family, "verify", Operation.DELETE, req.data)
-        await _settle(ceremony(ctx).restart_verification())
+        await ceremony(ctx).restart_verification()
         return await verification_status(ctx)
 
     async def read_backup_keys(ctx: OpenContext, req: Request, f: NoFields) -> Response:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from strongroom.core.seal import decode_share
+from strongroom.core.stored_ceremony import subject_of
 from strongroom.core.vault import InitRequest
 from strongroom.engines.bootstrap import setup_hook
 from strongroom.engines.fields import NoFields
@@ -251,6 +252,8 @@ async def seal(ctx: OpenContext, req: Request, f: NoFields) -> None:
     if ctx.vault.sealed:
         return
     await ctx.require_sudo("sys/seal", "update", req.data)
+    # As in Vault, sealing ends a rekey or root-token generation in progress (their progress is in storage).
+    await subject_of(ctx.vault).end_ceremonies()
     # Every worker process of this node, not only the one that took the request (returns once sealed).
     await ctx.vault.seal_node()
     return
