@@ -261,17 +261,19 @@ def test_tenant_seal_stops_every_node(cluster: Cluster) -> None:
     data = cluster.ok(A, "POST", f"sys/namespaces/{name}", json={"seal": seal})["data"]
     path, keys = data["path"], data["key_shares"]
     ns = {"X-Vault-Namespace": path}
+    # The tenant's ceremonies inside it need its Administrator biscuit, issued by the platform.
+    admin = cluster.ok(A, "POST", "sys/iam/tokens", json={"tenant": path, "role": "admin"})["data"]["token"]
     # Unseal progress lives in storage: one share through B, the second through C.
     for node, share in zip((B, C), keys[:2], strict=True):
-        body = cluster.ok(node, "PUT", "sys/unseal", token="", json={"key": share}, headers=ns)
+        body = cluster.ok(node, "PUT", "sys/unseal", token=admin, json={"key": share}, headers=ns)
     assert body["sealed"] is False
     # The tenant's first root token: generate-root inside it (creation makes none), shares through B and C.
-    started = cluster.ok(A, "PUT", "sys/generate-root/attempt", token="", json={}, headers=ns)
+    started = cluster.ok(A, "PUT", "sys/generate-root/attempt", token=admin, json={}, headers=ns)
     for node, share in zip((B, C), keys[:2], strict=True):
-        body = cluster.ok(node, "PUT", "sys/generate-root/update", token="",
+        body = cluster.ok(node, "PUT", "sys/generate-root/update", token=admin,
                           json={"key": share, "nonce": started["nonce"]}, headers=ns)  # fmt: skip
     decode = {"encoded_token": body["encoded_token"], "otp": started["otp"]}
-    root = cluster.ok(A, "PUT", "sys/decode-token", token="", json=decode, headers=ns)["data"]["token"]
+    root = cluster.ok(A, "PUT", "sys/decode-token", token=admin, json=decode, headers=ns)["data"]["token"]
     cluster.ok(
         A, "POST", "sys/mounts/secret", root, json={"type": "kv", "options": {"version": "2"}}, headers=ns
     )
@@ -283,7 +285,7 @@ def test_tenant_seal_stops_every_node(cluster: Cluster) -> None:
     assert cluster.status(C, "POST", "secret/data/t", root, json={"data": {"v": 2}}, headers=ns) == 503
     # Unsealed through C: A serves it again.
     for share in keys[:2]:
-        cluster.ok(C, "PUT", "sys/unseal", token="", json={"key": share}, headers=ns)
+        cluster.ok(C, "PUT", "sys/unseal", token=admin, json={"key": share}, headers=ns)
     assert cluster.ok(A, "GET", "secret/data/t", root, headers=ns)["data"]["data"] == {"v": 1}
 
 

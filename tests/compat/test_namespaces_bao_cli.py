@@ -137,20 +137,26 @@ def test_tenant_created_with_shares_unsealed_and_sealed_by_the_cli(bao: Bao) -> 
 
 
 def test_tenant_admin_runs_init_and_unseal_with_stock_tooling(bao: Bao) -> None:
-    # An uninitialised tenant (what the platform's tenant API will create): the tenant's administrator
-    # initialises it with `bao operator init -namespace`, choosing shares and threshold.
+    # An uninitialised tenant (what the platform's tenant API, sys/iam/tenants, creates too): the tenant's
+    # administrator initialises it with `bao operator init -namespace`, choosing shares and threshold, with
+    # the Administrator biscuit the platform issued as BAO_TOKEN (tenant ceremonies need it).
     # (`bao status` never sends a namespace: `bao namespace seal-status` shows a tenant's.)
     with bao.server.client() as client:
         r = client.post("/v1/sys/namespaces/cli-admin", json={"seal": 'seal "shamir" {}', "initialize": False})
         assert r.status_code == 200, r.text
+        r = client.post("/v1/sys/iam/tokens", json={"tenant": "cli-admin", "role": "admin"})
+        assert r.status_code == 200, r.text
+        admin = r.json()["data"]["token"]
     status = bao.json("namespace", "seal-status", "cli-admin")
     assert (status["initialized"], status["sealed"]) == (False, True)
-    init = bao.json("operator", "init", "-namespace=cli-admin", "-key-shares=2", "-key-threshold=2", token="")
+    assert "permission denied" in bao.fails("operator", "init", "-namespace=cli-admin", "-key-shares=1", token="")
+    init = bao.json("operator", "init", "-namespace=cli-admin", "-key-shares=2", "-key-threshold=2", token=admin)
     keys, token = init["unseal_keys_b64"], init["root_token"]
     assert len(keys) == 2 and init["unseal_threshold"] == 2
-    first = bao.json("operator", "unseal", "-namespace=cli-admin", keys[0], token="")
+    assert "permission denied" in bao.fails("operator", "unseal", "-namespace=cli-admin", keys[0], token="")
+    first = bao.json("operator", "unseal", "-namespace=cli-admin", keys[0], token=admin)
     assert (first["sealed"], first["progress"]) == (True, 1)
-    unsealed = bao.json("operator", "unseal", "-namespace=cli-admin", keys[1], token="")
+    unsealed = bao.json("operator", "unseal", "-namespace=cli-admin", keys[1], token=admin)
     assert unsealed["sealed"] is False
     assert bao.json("namespace", "seal-status", "cli-admin")["sealed"] is False
     bao.ok("secrets", "enable", "-namespace=cli-admin", "-path=kv", "kv-v2", token=token)
@@ -171,6 +177,6 @@ def test_tenant_admin_runs_init_and_unseal_with_stock_tooling(bao: Bao) -> None:
     assert "permission denied" in bao.fails("operator", "seal", "-namespace=cli-admin")  # platform root: no
     bao.ok("operator", "seal", "-namespace=cli-admin", token=token)
     assert bao.json("namespace", "seal-status", "cli-admin")["sealed"] is True
-    assert bao.json("operator", "unseal", "-namespace=cli-admin", rotated["keys_base64"][0], token="")["sealed"] is False
+    assert bao.json("operator", "unseal", "-namespace=cli-admin", rotated["keys_base64"][0], token=admin)["sealed"] is False
     bao.ok("operator", "seal", "-namespace=cli-admin", token=token)
     assert "Vault is sealed" in bao.fails("kv", "get", "-namespace=cli-admin", "-mount=kv", "db", token=token)

@@ -259,7 +259,10 @@ def _tenant_token(side: Side, name: str, key: str) -> str:
     """A root token of tenant ``name`` on strongroom, from generate-root with its one share (OpenBao's
     platform root token works inside the tenant; strongroom's does not)."""
     with httpx.Client(base_url=side.server.addr, timeout=30) as client:
-        headers = {"X-Vault-Namespace": name}
+        # Inside a tenant, generate-root needs its Administrator biscuit, issued by the platform.
+        issued = client.post("/v1/sys/iam/tokens", headers={"X-Vault-Token": "root"},
+                             json={"tenant": name, "role": "admin"})  # fmt: skip
+        headers = {"X-Vault-Namespace": name, "X-Vault-Token": issued.json()["data"]["token"]}
         started = client.put("/v1/sys/generate-root/attempt", headers=headers, json={}).json()
         done = client.put("/v1/sys/generate-root/update", headers=headers,
                           json={"key": key, "nonce": started["nonce"]}).json()  # fmt: skip

@@ -142,7 +142,12 @@ async def issue(ctx: Context, req: Request, f: TokenFields) -> Response:
         raise InvalidRequest(f'tenant "{f.tenant}" does not exist')
     tenant = path.rstrip("/")
     key = await signing_key(ctx.tx, ctx.keys, create=True)
-    token, expires_at = _issued(key, tenant, f.role, ttl, ctx.clock.now())
+    entry = res.target.entry
+    assert entry is not None
+    # Never "issued" before the tenant's creation, which would refuse it (iam_auth): another node's clock
+    # may be behind the one that created the tenant.
+    now = max(ctx.clock.now(), entry.created)
+    token, expires_at = _issued(key, tenant, f.role, ttl, now)
     revocation_id = (await iam_state(ctx.node).verifier(ctx.tx, ctx.keys)).verify(token).facts.revocation_id
     return Response(data={
         "tenant": tenant, "role": f.role, "token": token, "expiry": rfc3339(expires_at),

@@ -84,8 +84,7 @@ async def token_tenant(node: Node, token: str) -> str:
         PermissionDenied: not a valid token.
         Sealed: the platform is sealed and this node has never seen the IAM key.
     """
-    verifier = await iam_state(node).current()
-    return verifier.verify(token).facts.tenant
+    return (await iam_state(node).current(token)).verify(token).facts.tenant
 
 
 @dataclass(frozen=True)

@@ -57,21 +57,18 @@ async def accepted_mode(tx: Transaction, keys: NamespaceKeys) -> str:
     return mode or ALL
 
 
-def _tenant_only(req: Request) -> None:
-    if not req.namespace:
-        raise InvalidRequest("sys/iam/config is a tenant's setting: call it inside the tenant's namespace")
+async def _tenant_only(ctx: Context, req: Request) -> None:
+    if not req.namespace or not (await ctx.node.namespaces.level(ctx.tx, req.namespace)).tenant:
+        raise InvalidRequest("sys/iam/config is a tenant's setting: call it inside a tenant's namespace")
 
 
 async def read_config(ctx: Context, req: Request, f: ConfigFields) -> Response:
-    _tenant_only(req)
+    await _tenant_only(ctx, req)
     return Response(data={"accept_platform_tokens": await accepted_mode(ctx.tx, ctx.keys)})
 
 
 async def write_config(ctx: Context, req: Request, f: ConfigFields) -> Response:
-    _tenant_only(req)
-    level = await ctx.node.namespaces.level(ctx.tx, req.namespace)
-    if not level.tenant:
-        raise InvalidRequest("sys/iam/config is a tenant's setting: this namespace is not a tenant")
+    await _tenant_only(ctx, req)
     mode = f.accept_platform_tokens
     if mode not in MODES:
         raise InvalidRequest(f"accept_platform_tokens must be one of {', '.join(repr(m) for m in MODES)}")

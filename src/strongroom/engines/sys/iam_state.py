@@ -22,6 +22,7 @@ point read. The private half is decrypted only to issue a token and never kept.
 from __future__ import annotations
 
 import math
+import time
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -108,6 +109,7 @@ class IamState:
         self._record: bytes | None = None
         self._public: IamPublicKey | None = None
         self._verifier: IamVerifier | None = None
+        self._read_at = float("-inf")
 
     def __repr__(self) -> str:
         return f"IamState(public={self._public!r})"
@@ -134,22 +136,32 @@ class IamState:
             self._record = record
         return verifier
 
-    async def current(self) -> IamVerifier:
-        """The verifier this node last saw, or one read now in a transaction of its own.
+    async def current(self, token: str) -> IamVerifier:
+        """A verifier that accepts ``token`` if the stored key does: the one this node last saw, or, when
+        there is none or it refuses ``token`` and was last read over a second ago, one read now.
 
         Used before a request's transaction starts (to pick the token's tenant); the request then checks
-        the token again with :meth:`verifier` inside its transaction.
+        the token again with :meth:`verifier` inside its transaction. The one-second bound keeps a flood of
+        invalid tokens from costing a storage read each.
 
         Raises:
             Sealed: the platform is sealed on this node.
             PermissionDenied: the platform has no IAM key.
         """
-        if self._verifier is not None:
-            return self._verifier
+        verifier = self._verifier
+        now = time.monotonic()
+        if verifier is not None:
+            try:
+                verifier.verify(token)
+                return verifier
+            except PermissionDenied:
+                if now - self._read_at < 1:
+                    raise
 
         async def read(tx: Transaction) -> IamVerifier:
             return await self.verifier(tx, await self.node.root.current_keys(tx))
 
+        self._read_at = now
         return await transactional(self.node.store, read)
 
     async def public_key(self, tx: Transaction, platform: NamespaceKeys) -> IamPublicKey:
