@@ -103,7 +103,9 @@ async def read_tenant(ctx: Context, req: Request, f: TenantFields) -> Response |
     if entry is None:
         return None
     status = await ctx.node.namespaces.tenant(entry).status_in(ctx.tx)
-    return Response(data={**entry.describe(), "initialized": status["initialized"], "sealed": status["sealed"]})
+    return Response(
+        data={**entry.describe(), "initialized": status["initialized"], "sealed": status["sealed"]}
+    )
 
 
 async def list_tenants(ctx: Context, req: Request, f: NoFields) -> Response | None:
@@ -112,7 +114,9 @@ async def list_tenants(ctx: Context, req: Request, f: NoFields) -> Response | No
     if not entries:
         return None
     keys = [e.name + "/" for e in entries]
-    return Response(data={"keys": keys, "key_info": {k: e.describe() for k, e in zip(keys, entries, strict=True)}})
+    return Response(
+        data={"keys": keys, "key_info": {k: e.describe() for k, e in zip(keys, entries, strict=True)}}
+    )
 
 
 async def delete_tenant(ctx: Context, req: Request, f: TenantFields) -> Response:
@@ -191,13 +195,15 @@ async def revoke_token(ctx: Context, req: Request, f: RevokeFields) -> Response:
     if req.namespace and facts.tenant + "/" != req.namespace:
         raise InvalidRequest("token is not a token of this tenant")
     revoke(ctx.tx, platform, facts.revocation_id, now=now, expires_at=facts.expires_at)
-    return Response(data={"revocation_id": facts.revocation_id, "tenant": facts.tenant, "role": facts.role.value})
+    return Response(
+        data={"revocation_id": facts.revocation_id, "tenant": facts.tenant, "role": facts.role.value}
+    )
 
 
 ROUTES: list[SysRoute] = [
     Route("iam/tenants", NoFields, {Operation.LIST: list_tenants}, sudo=True),
     Route(
-        "iam/tenants/{name}",
+        "iam/tenants/{name:*}",
         TenantFields,
         {Operation.READ: read_tenant, Operation.UPDATE: create_tenant, Operation.DELETE: delete_tenant},
         sudo=True,
@@ -211,5 +217,11 @@ ROUTES: list[SysRoute] = [
         sudo=True,
     ),
     # Self-authorizing and unauthenticated: it shows the same public document to anyone.
-    Route(PUBLIC_KEY_PATH, NoFields, {Operation.READ: read_public_key}, unauthenticated=True, self_authorizing=True),
+    Route(
+        PUBLIC_KEY_PATH,
+        NoFields,
+        {Operation.READ: read_public_key},
+        unauthenticated=True,
+        self_authorizing=True,
+    ),
 ]

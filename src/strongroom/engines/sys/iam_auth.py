@@ -169,7 +169,9 @@ class BiscuitACL(ACL):
 
     __slots__ = ("_caller", "_decided", "_now", "_table")
 
-    def __init__(self, caller: BiscuitCaller, table: MountTable, now: float) -> None:  # no policies to compile
+    def __init__(
+        self, caller: BiscuitCaller, table: MountTable, now: float
+    ) -> None:  # no policies to compile
         self._caller = caller
         self._table = table
         self._now = now

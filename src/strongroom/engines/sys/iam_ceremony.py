@@ -41,7 +41,14 @@ from strongroom.engines.sys.iam_state import any_revoked, iam_state
 from strongroom.errors import PermissionDenied, Sealed
 from strongroom.storage.base import Transaction, transactional
 
-INIT, STATUS, UNSEAL, SEAL, REKEY, GENERATE_ROOT = "init", "status", "unseal", "seal", "rekey", "generate-root"
+INIT, STATUS, UNSEAL, SEAL, REKEY, GENERATE_ROOT = (
+    "init",
+    "status",
+    "unseal",
+    "seal",
+    "rekey",
+    "generate-root",
+)
 ACTIONS = (INIT, STATUS, UNSEAL, SEAL, REKEY, GENERATE_ROOT)
 
 

@@ -127,7 +127,9 @@ class IamState:
             raise PermissionDenied()
         verifier = self._verifier
         if record != self._record or verifier is None:
-            key = IamKey.from_bytes(SecretBytes(platform.barrier.decrypt(physical, record), kind="IAM signing key"))
+            key = IamKey.from_bytes(
+                SecretBytes(platform.barrier.decrypt(physical, record), kind="IAM signing key")
+            )
             if verifier is None or key.public_key != self._public:
                 # A new key: a new verifier (its signature cache belonged to the old key).
                 verifier = IamVerifier([key.public_key], NothingRevoked())
