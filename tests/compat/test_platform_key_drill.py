@@ -22,9 +22,12 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
+import shutil
 import signal
 import sqlite3
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -43,6 +46,7 @@ from strongroom.errors import CorruptRecord, DecryptionFailed
 from strongroom.storage.subspace import ROOT_NAMESPACE_ID, namespace
 from strongroom.storage.tuple import unpack
 from tests.support.gpg import Gpg, GpgKey, gpg_home
+from tests.support.require import require_binary
 from tests.support.server import VENV_BIN, ServerProcess, bao_binary, start_strongroom
 
 pytestmark = pytest.mark.slow
@@ -322,3 +326,44 @@ def team_id(db: Path) -> bytes:
     plain = [i for i in ids if i not in seals]
     assert len(plain) == 1, plain
     return plain[0]
+
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "operations" / "platform-key.md"
+
+
+def rehearsal_script(text: str) -> str:
+    """The ```sh blocks of the doc's rehearsal section as one bash script (``! cmd`` lines must fail)."""
+    section = text.split("## Rehearse the drill", 1)[1]
+    lines = ["set -euo pipefail"]
+    for block in re.findall(r"```sh\n(.*?)```", section, re.S):
+        for line in block.splitlines():
+            if line.startswith(("strongroom server", "export BAO_ADDR")):
+                continue  # the test's own server and environment
+            if line.startswith("! "):
+                command = re.sub(r"\s+#\s.*$", "", line[2:])
+                line = f"if {command}; then echo 'unexpected success: {command}' >&2; exit 1; fi"
+            lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def test_the_rehearsal_in_the_doc_runs(tmp_path: Path) -> None:
+    require_binary("gpg", "/usr/bin/gpg")
+    require_binary("jq", "/usr/bin/jq")
+    server = start_strongroom(["--storage", "sqlite:///platform-demo.db"], tmp_path)
+    scratch = Path(tempfile.mkdtemp(prefix="sr-pk-"))  # the script's `mktemp -d` GnuPG home: a short path
+    try:
+        env = {"PATH": f"{Path(bao_binary()).parent}:{VENV_BIN}:{os.environ.get('PATH', '')}", "HOME": str(tmp_path),
+               "TMPDIR": str(scratch), "BAO_ADDR": server.addr, "VAULT_ADDR": server.addr}  # fmt: skip
+        result = subprocess.run(["bash", "-x", "-c", rehearsal_script(DOC.read_text())], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+        assert result.returncode == 0, (
+            f"exit {result.returncode}\nstderr (tail):\n{result.stderr[-4000:]}\nstdout (tail):\n"
+            f"{result.stdout[-1500:]}\nserver log tail:\n{server.log()[-1500:]}"
+        )
+        assert "unexpected success" not in result.stderr
+        assert result.stdout.endswith("s3cretapp")  # the two `-field` reads at the end (no newline)
+    finally:
+        server.kill()
+        for home in scratch.iterdir():
+            subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True, check=False)
+        shutil.rmtree(scratch, ignore_errors=True)
