@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
-from strongroom.cli import kv, operator, policy, token
+from strongroom.cli import iam, kv, operator, policy, token
 from strongroom.cli.base import (
     EXIT_USAGE,
     CommandFailed,
@@ -43,6 +43,7 @@ def build_parser(extra: Sequence[Register] = ()) -> Parser:
     kv.register(sub, parent)
     token.register(sub, parent)
     policy.register(sub, parent)
+    iam.register(sub, parent)
     return parser
 
 
