@@ -25,8 +25,8 @@ from strongroom.core.node import Node
 from strongroom.core.rewrap import rewrap_pending
 from strongroom.core.tenant_seal import KEY_COPIES, TenantVault
 from strongroom.engines.bootstrap import create_root_token
-from strongroom.errors import CorruptRecord
-from strongroom.storage.base import Store, Transaction, transactional
+from strongroom.errors import CorruptRecord, RecordTooLarge
+from strongroom.storage.base import Store, StoreLimits, Transaction, transactional
 from strongroom.storage.memory import MemoryStore
 from strongroom.storage.subspace import ROOT_NAMESPACE_ID, namespace
 from strongroom.storage.tuple import range_of, unpack
@@ -441,6 +441,37 @@ async def test_concurrent_writes_during_the_rewrap_lose_nothing(tmp_path: Path) 
         terms = await record_terms(w.store)
         assert set(terms[ROOT_NAMESPACE_ID]) == {2} and set(terms[w.team_id]) == {2}
         assert (await w.status())["dropped_terms"] == [1]
+    finally:
+        await w.ns.vault.client.aclose()
+        await w.node.close()
+
+
+async def test_each_step_stays_within_the_stores_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    # etcd-like limits: few operations and bytes per transaction. Secrets of 4 KiB make the byte budget
+    # (half the transaction bytes) bind before the page size does.
+    limits = StoreLimits(max_transaction_ops=40, max_transaction_bytes=64 * 1024)
+    w = await build(MemoryStore(limits), secrets=0)
+    refused: list[Exception] = []
+    real = rewrap.transactional
+
+    async def counting(store: Store, fn: Any, **kw: Any) -> Any:
+        try:
+            return await real(store, fn, **kw)
+        except RecordTooLarge as exc:
+            refused.append(exc)
+            raise
+
+    monkeypatch.setattr(rewrap, "transactional", counting)
+    try:
+        for i in range(30):
+            await w.put(f"big/{i}", f"{i}-" + "x" * 4096)
+        await w.ns.ok("PUT", "sys/rotate")
+        await rewrap_pending(w.node)
+        status = await w.status()
+        assert status["state"] == "done" and status["dropped_terms"] == [1] and status["rewrapped"] > 30
+        assert refused == []  # the byte budget kept every step inside the limit: none had to be retried smaller
+        assert set((await record_terms(w.store))[ROOT_NAMESPACE_ID]) == {2}
+        assert (await w.get("big/29")).startswith("29-x")
     finally:
         await w.ns.vault.client.aclose()
         await w.node.close()
