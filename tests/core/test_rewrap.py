@@ -169,7 +169,10 @@ async def test_platform_rotation_rewraps_every_platform_record_then_drops_the_ol
     assert await world.get("app/3") == "root-3"
     assert await world.get("svc/4", ns="team") == "team-4"
     assert await world.get("db/0", ns="acme", token=world.tenant.root_token) == "acme-0"
-    # A second run finds nothing to do.
+    # A second run finds nothing to do: no pending marker is left.
+    async with world.store.transaction() as tx:
+        keys = await world.node.root.current_keys(tx)
+        assert await keys.records(tx, "sys", "rewrap-pending").range() == []
     assert await rewrap_pending(world.node) == 0
 
 

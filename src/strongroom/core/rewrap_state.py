@@ -28,8 +28,6 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-import orjson
-
 from strongroom.barrier.keyring import Keyring
 from strongroom.clock import rfc3339
 from strongroom.core.namespace import ROOT_NAMESPACE_ID, NamespaceKeys
@@ -40,6 +38,9 @@ from strongroom.storage.subspace import Subspace, namespace
 
 AREA = "rewrap"
 """Second-level name in the root namespace's ``sys`` area: ``("sys", "rewrap", owner id)``."""
+PENDING = "rewrap-pending"
+"""``("sys", "rewrap-pending", owner id)``: a marker per unfinished re-wrap, so that each run of the job reads
+the unfinished ones only, not the state of every owner that was ever rotated."""
 
 
 class Phase(StrEnum):
@@ -126,36 +127,33 @@ async def load(tx: Transaction, platform: NamespaceKeys, owner: bytes) -> Rewrap
 
 
 def store(tx: Transaction, platform: NamespaceKeys, owner: bytes, state: RewrapState) -> None:
-    """Write ``owner``'s re-wrap state in ``tx``."""
+    """Write ``owner``'s re-wrap state in ``tx`` (a complete one also drops its pending marker)."""
     platform.records(tx, "sys", AREA).put_json((owner,), state.to_json())
+    if state.phase is Phase.COMPLETE:
+        platform.records(tx, "sys", PENDING).clear(owner)
 
 
 def start(tx: Transaction, platform: NamespaceKeys, owner: bytes, term: int, now: float) -> RewrapState:
     """In the rotation's transaction: (re)start ``owner``'s re-wrap toward ``term``; return the state."""
     state = RewrapState(term, Phase.COUNTING, now)
     store(tx, platform, owner, state)
+    platform.records(tx, "sys", PENDING).put((owner,), b"")
     return state
 
 
 def forget(tx: Transaction, platform: NamespaceKeys, owner: bytes) -> None:
     """Drop ``owner``'s re-wrap state (the owner was deleted)."""
     platform.records(tx, "sys", AREA).clear(owner)
+    platform.records(tx, "sys", PENDING).clear(owner)
 
 
 async def unfinished(tx: Transaction, platform: NamespaceKeys) -> list[bytes]:
-    """The owners whose re-wrap is not complete, the platform first.
+    """The owners whose re-wrap is not complete (their pending markers), the platform first.
 
     Raises:
-        CorruptRecord: a state record is damaged.
+        CorruptRecord: a marker does not authenticate.
     """
-    owners = []
-    for key, raw in await platform.records(tx, "sys", AREA).range():
-        try:
-            state = RewrapState.from_json(orjson.loads(raw))
-        except orjson.JSONDecodeError as exc:
-            raise CorruptRecord("stored re-wrap state is damaged") from exc
-        if state.phase is not Phase.COMPLETE:
-            owners.append(bytes(key[0]))
+    owners = [bytes(key[0]) for key, _ in await platform.records(tx, "sys", PENDING).range()]
     return sorted(owners, key=lambda owner: owner != ROOT_NAMESPACE_ID)
 
 

@@ -25,8 +25,10 @@ async def rotate(ctx: Context, req: Request, f: NoFields) -> None:
     keys = ctx.keys
     rotated = NamespaceKeys.build(keys.ns_id, keys.path, keys.root_key, keys.keyring.rotated(ctx.clock.now()))
     await vault.write_keyring(ctx.tx, rotated)
-    # The re-wrap of every record to the new term starts in the same transaction (core/rewrap.py).
-    rewrap.start(ctx.tx, await _platform(ctx), keys.ns_id, rotated.keyring.active.number, ctx.clock.now())
+    # The re-wrap of every record to the new term starts in the same transaction (core/rewrap.py); on the
+    # platform its record is written under the new term already.
+    platform = rotated if keys.ns_id == ROOT_NAMESPACE_ID else await _platform(ctx)
+    rewrap.start(ctx.tx, platform, keys.ns_id, rotated.keyring.active.number, ctx.clock.now())
     ctx.after_commit.append(lambda: vault.install(rotated))
     ctx.after_commit.append(lambda: rewrap.kick(ctx.node))
 
