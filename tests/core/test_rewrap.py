@@ -478,3 +478,26 @@ async def test_each_step_stays_within_the_stores_limits(monkeypatch: pytest.Monk
     finally:
         await w.ns.vault.client.aclose()
         await w.node.close()
+
+
+async def test_dropping_many_terms_fits_a_small_transaction() -> None:
+    # Fifty rotations that were never re-wrapped (older servers), each term with an encryption counter,
+    # then one rotation through the API, on a store allowing 40 operations per transaction.
+    w = await build(MemoryStore(StoreLimits(max_transaction_ops=40)), secrets=2)
+    try:
+        for _ in range(50):
+            async with w.store.transaction() as tx:
+                keys = await w.node.root.current_keys(tx)
+                ring = keys.keyring.rotated(w.node.clock.now())
+                tx.set(keys.space.key("keyring"), ring.seal(keys.root_key, keys.space.key("keyring")))
+                keys.records(tx, "ctr").put_json(("enc", ring.active.number), 1)
+            await w.put("app/0", f"v{ring.active.number}")
+        await w.ns.ok("PUT", "sys/rotate")
+        await rewrap_pending(w.node)
+        status = await w.status()
+        assert status["state"] == "done" and status["dropped_terms"] == list(range(1, 52))
+        assert set((await record_terms(w.store))[ROOT_NAMESPACE_ID]) == {52}
+        assert await w.get("app/0") == "v51"
+    finally:
+        await w.ns.vault.client.aclose()
+        await w.node.close()

@@ -172,7 +172,8 @@ async def _step(tx: Transaction, run: _Run, owner: _Owner) -> _Step:
     if state.cursor is not None:
         store(tx, platform, owner.ns_id, state)
         return _Step.MORE
-    state = _end_of_pass(tx, keys, state, now)
+    clears = max(0, run.node.store.limits.max_transaction_ops - _OVERHEAD_OPS)
+    state = _end_of_pass(tx, keys, state, now, clears)
     store(tx, platform, owner.ns_id, state)
     return _Step.FINISHED if state.phase is Phase.COMPLETE else _Step.MORE
 
@@ -230,7 +231,7 @@ def _advanced(state: RewrapState, cursor: bytes | None, done: int, found: int, f
     )  # fmt: skip
 
 
-def _end_of_pass(tx: Transaction, keys: NamespaceKeys, state: RewrapState, now: float) -> RewrapState:
+def _end_of_pass(tx: Transaction, keys: NamespaceKeys, state: RewrapState, now: float, clears: int) -> RewrapState:
     """The transition at the end of a pass (module docstring of :mod:`strongroom.core.rewrap_state`)."""
     if state.phase is Phase.COUNTING and state.found:
         counted = replace(state, total=state.done, pending=state.found)
@@ -240,7 +241,8 @@ def _end_of_pass(tx: Transaction, keys: NamespaceKeys, state: RewrapState, now: 
     if state.phase is Phase.COUNTING:
         state = replace(state, total=state.done, pending=0)
     if state.found == 0:
-        return replace(state, phase=Phase.COMPLETE, finished=now, passes=state.passes + 1, dropped=_drop(tx, keys))
+        dropped = _drop(tx, keys, clears)
+        return replace(state, phase=Phase.COMPLETE, finished=now, passes=state.passes + 1, dropped=dropped)
     if state.found > state.failed and state.passes + 1 < MAX_PASSES:
         return state.next_pass(Phase.VERIFYING)
     log.warning(
@@ -250,8 +252,11 @@ def _end_of_pass(tx: Transaction, keys: NamespaceKeys, state: RewrapState, now: 
     return replace(state, phase=Phase.COMPLETE, finished=now, passes=state.passes + 1)
 
 
-def _drop(tx: Transaction, keys: NamespaceKeys) -> tuple[int, ...]:
+def _drop(tx: Transaction, keys: NamespaceKeys, clears: int) -> tuple[int, ...]:
     """In ``tx``: remove the terms below the active one from the stored keyring; return their numbers.
+
+    Clears the encryption counters of at most ``clears`` of them (the newest), to stay within the store's
+    operations per transaction; a counter left behind is a small record nobody reads again.
 
     ``keys`` was read in ``tx`` (so a concurrent rotation or rekey conflicts with this commit). Every node
     adopts the new generation at its next transaction (``Vault.current_keys``).
@@ -261,7 +266,7 @@ def _drop(tx: Transaction, keys: NamespaceKeys) -> tuple[int, ...]:
     if old:
         physical = keys.space.key("keyring")
         tx.set(physical, ring.retired(ring.active.number).seal(keys.root_key, physical))
-        for number in old:
+        for number in old[-clears:] if clears else ():
             tx.clear(keys.space.key("ctr", "enc", number))  # that term's encryption count: no longer needed
     return old
 
