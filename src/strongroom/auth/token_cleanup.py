@@ -7,7 +7,7 @@ removes exactly what ``auth/token/tidy`` removes, without reading every token in
 
 How one run goes (on the node holding the job's lease, :mod:`strongroom.core.background`):
 
-1. Page through the root namespace's ``("tok", "id", hash)`` records in key order, ``PAGE`` records per
+1. Page through one namespace's ``("tok", "id", hash)`` records in key order, ``PAGE`` records per
    read-only transaction, and pick the dead ones (a token whose expiry passed, or whose parent is not live;
    a parent's liveness is read once per page).
 2. Remove them in write transactions of at most ``batch`` tokens. Each such transaction first checks the
@@ -23,10 +23,16 @@ per transaction), halved again if a transaction is still refused as too large. C
 are dead too and are removed when the pass reaches them (their parent link is gone or the parent is
 expired), so one pass leaves no dead token behind that was dead when the pass read it.
 
-Cost: every run reads every token record of the root namespace once (in pages) plus each distinct parent
-once per page: O(tokens) reads per tick on one node of the cluster. Tokens of other namespaces are not
-cleaned yet (``auth/token/tidy`` in a namespace does it); an index by expiry time would make this
-proportional to the expired tokens only.
+Which namespaces: every tick cleans the root namespace and the next page of the other namespaces
+(:func:`~strongroom.core.namespace_sweep.sweep`: at most
+:data:`~strongroom.core.namespace_sweep.NAMESPACES_PER_TICK` per tick, resumed at a cursor stored under the
+job's lease), each opened with keys from storage (a tenant's from its stored key copy); sealed tenants are
+skipped until they are unsealed. Each namespace's tokens live in its own token store, so the steps above
+run per namespace, unchanged.
+
+Cost: per namespace visited, every token record once (in pages) plus each distinct parent once per page:
+O(tokens of the visited namespaces) reads per tick on one node of the cluster. An index by expiry time
+would make this proportional to the expired tokens only.
 """
 
 from __future__ import annotations
@@ -39,7 +45,9 @@ import orjson
 from strongroom.auth.tokens import TokenEntry, TokenStore
 from strongroom.core.background import Job, JobRun
 from strongroom.core.job_settings import batch_override
+from strongroom.core.namespace_sweep import label, sweep
 from strongroom.core.node import Node
+from strongroom.core.vault import Vault
 from strongroom.errors import CorruptRecord, RecordTooLarge
 from strongroom.storage.base import Transaction, transactional
 
@@ -70,11 +78,11 @@ def _entry(raw: bytes) -> TokenEntry:
         raise CorruptRecord("malformed token entry") from None
 
 
-async def _scan(node: Node, cursor: bytes | None) -> tuple[list[bytes], bytes | None]:
+async def _scan(node: Node, vault: Vault, cursor: bytes | None) -> tuple[list[bytes], bytes | None]:
     """One page from ``cursor``: the hashes of the tokens that look dead, and where the next page starts."""
 
     async def run(tx: Transaction) -> tuple[list[bytes], bytes | None]:
-        keys = await node.root.current_keys(tx)
+        keys = await vault.current_keys(tx)
         store = TokenStore(tx, keys, node.clock)
         space = store.records.subspace.sub("id")
         begin, end = space.range()
@@ -99,13 +107,13 @@ async def _scan(node: Node, cursor: bytes | None) -> tuple[list[bytes], bytes | 
     return await transactional(node.store, run)
 
 
-async def _remove(node: Node, hashes: list[bytes], fence: Fence | None) -> int:
+async def _remove(node: Node, vault: Vault, hashes: list[bytes], fence: Fence | None) -> int:
     """Remove those of ``hashes`` that are still stored and still dead; return how many went."""
 
     async def run(tx: Transaction) -> int:
         if fence is not None:
             await fence(tx)
-        store = TokenStore(tx, await node.root.current_keys(tx), node.clock)
+        store = TokenStore(tx, await vault.current_keys(tx), node.clock)
         removed = 0
         for token_hash in hashes:
             if await store.records.exists("id", token_hash) and await store.get_by_hash(token_hash) is None:
@@ -115,39 +123,43 @@ async def _remove(node: Node, hashes: list[bytes], fence: Fence | None) -> int:
 
     removed = await transactional(node.store, run)
     if removed:
-        await node.root.account_encryptions()
+        await vault.account_encryptions()
     return removed
 
 
 async def remove_dead_tokens(
     node: Node,
     *,
+    vault: Vault | None = None,
     batch: int | None = None,
     fence: Fence | None = None,
     keep_alive: Callable[[], Awaitable[None]] | None = None,
     fence_id: int = 0,
 ) -> int:
-    """Run one pass over the root namespace's tokens (see the module docstring); return how many went.
+    """Run one pass over one namespace's tokens, ``vault``'s (default: the root namespace's; see the module
+    docstring); return how many went.
 
-    Does nothing while the root namespace is sealed on ``node``.
+    Does nothing while that namespace is sealed on ``node``.
 
     Raises:
         LeaseLost: ``fence`` or ``keep_alive`` found the job's lease gone; nothing more is written.
-        Sealed: the root namespace sealed during the pass.
+        Sealed: the namespace (or the platform) sealed during the pass.
         CorruptRecord: a token record is damaged.
         StorageError: the store failed (the next run starts the pass again).
     """
-    if node.root.sealed:
+    vault = node.root if vault is None else vault
+    if vault.sealed:
         return 0
     size = batch_size(node, batch)
+    where = label(vault.ns_id)
     total = 0
     cursor: bytes | None = None
     while True:
-        dead, cursor = await _scan(node, cursor)
+        dead, cursor = await _scan(node, vault, cursor)
         while dead:
             chunk = dead[:size]
             try:
-                removed = await _remove(node, chunk, fence)
+                removed = await _remove(node, vault, chunk, fence)
             except RecordTooLarge:
                 if size == 1:
                     raise
@@ -156,7 +168,9 @@ async def remove_dead_tokens(
             del dead[: len(chunk)]
             total += removed
             if removed:
-                log.debug("token cleanup: removed %d dead tokens (lease fence %d)", removed, fence_id)
+                log.debug(
+                    "token cleanup: removed %d dead tokens (lease fence %d) in %s", removed, fence_id, where
+                )
             if keep_alive is not None:
                 await keep_alive()
         if cursor is None:
@@ -164,14 +178,29 @@ async def remove_dead_tokens(
         if keep_alive is not None:
             await keep_alive()
     if total:
-        log.info("token cleanup removed %d expired or orphaned tokens (lease fence %d)", total, fence_id)
+        log.info(
+            "token cleanup removed %d expired or orphaned tokens (lease fence %d) in %s",
+            total,
+            fence_id,
+            where,
+        )
     return total
 
 
 async def _job(run: JobRun) -> None:
-    await remove_dead_tokens(
-        run.node, batch=batch_override(), fence=run.check, keep_alive=run.keep_alive, fence_id=run.lease.fence
-    )
+    batch = batch_override()
+
+    async def work(vault: Vault) -> None:
+        await remove_dead_tokens(
+            run.node,
+            vault=vault,
+            batch=batch,
+            fence=run.check,
+            keep_alive=run.keep_alive,
+            fence_id=run.lease.fence,
+        )
+
+    await sweep(run.node, JOB_NAME, work, fence=run.check, keep_alive=run.keep_alive)
 
 
 JOB = Job(JOB_NAME, _job)

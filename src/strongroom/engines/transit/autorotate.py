@@ -13,12 +13,18 @@ job's lease (:mod:`strongroom.core.background`) normally keeps a second runner a
 transaction is what makes it correct when it does not (clock skew, a stalled holder), and the lease
 check inside that transaction is the fence that stops a runner whose lease passed on.
 
-Cost: every tick (60 s by default) reads, for each unsealed namespace (today only the root), the mount
-table and, per transit mount, the key list and every key's policy record, in one read-only transaction
-per mount: O(number of keys) point reads per minute on one node of the cluster, plus one write
-transaction per rotation. Policies decode from the per-namespace record cache, so an unchanged key costs
-a storage read and a ciphertext comparison. Mounts with very many keys would want an index of due
-times; that is not needed yet.
+Which namespaces: every tick works in the root namespace and in the next page of the other namespaces
+(:func:`~strongroom.core.namespace_sweep.sweep`: at most
+:data:`~strongroom.core.namespace_sweep.NAMESPACES_PER_TICK` per tick, resumed at a cursor stored under the
+job's lease), each opened with keys from storage: a tenant's from its stored key copy. A sealed tenant is
+skipped (a job never unseals anything); its due keys rotate at the first visit after it is unsealed. With N
+namespaces a key may therefore rotate up to ceil(N / 64) ticks after it fell due.
+
+Cost: per namespace visited, the mount table and, per transit mount, the key list and every key's policy
+record, in one read-only transaction per mount, plus one write transaction per rotation. Policies decode
+from the namespace's record cache, so an unchanged key costs a storage read and a ciphertext comparison
+(in a tenant the sweep's keys are fresh each tick, so they decrypt). Mounts with very many keys would want
+an index of due times; that is not needed yet.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from strongroom.core.background import Job, JobRun
 from strongroom.core.jobs import LeaseLost
 from strongroom.core.mounts import MountEntry, load_table
 from strongroom.core.namespace import NamespaceKeys
+from strongroom.core.namespace_sweep import label, sweep
 from strongroom.core.node import Node
 from strongroom.core.vault import Vault
 from strongroom.engines.context import Context
@@ -119,42 +126,48 @@ async def due_keys(tx: Transaction, node: Node, vault: Vault, mount_uuid: str) -
 
 
 async def rotate_due_keys(
-    node: Node, *, fence: Fence | None = None, keep_alive: Callable[[], Awaitable[None]] | None = None
+    node: Node,
+    *,
+    vault: Vault | None = None,
+    fence: Fence | None = None,
+    keep_alive: Callable[[], Awaitable[None]] | None = None,
 ) -> list[tuple[str, str, int]]:
-    """Rotate every due transit key of every unsealed namespace on ``node``.
+    """Rotate every due transit key of one namespace: ``vault``'s (default: the root namespace's).
 
-    Returns ``(mount path, key name, new version)`` per rotation this call committed. A key that fails
-    (damaged storage) is logged and skipped, so one bad key does not block the others.
+    Returns ``(mount path, key name, new version)`` per rotation this call committed (mount paths are
+    relative to the namespace). A key that fails (damaged storage) is logged and skipped, so one bad key does
+    not block the others. Does nothing while the namespace is sealed on ``node``.
 
     Raises:
         LeaseLost: ``fence`` or ``keep_alive`` found the job's lease gone; nothing more is written.
-        Sealed: the root namespace sealed during the run.
+        Sealed: the namespace (or the platform) sealed during the run.
     """
+    vault = node.root if vault is None else vault
     done: list[tuple[str, str, int]] = []
-    # Today the node serves the root namespace only; tenant vaults will be listed here.
-    for vault in (node.vault(""),):
-        if vault.sealed:
-            continue
+    if vault.sealed:
+        return done
 
-        async def mounts(tx: Transaction, vault: Vault = vault) -> list[MountEntry]:
-            table = await load_table(tx, await vault.current_keys(tx))
-            return [e for e in table.by_kind("secret") if e.type == "transit"]
+    async def mounts(tx: Transaction) -> list[MountEntry]:
+        table = await load_table(tx, await vault.current_keys(tx))
+        return [e for e in table.by_kind("secret") if e.type == "transit"]
 
-        for mount in await transactional(node.store, mounts):
-            if keep_alive is not None:
-                await keep_alive()
+    for mount in await transactional(node.store, mounts):
+        if keep_alive is not None:
+            await keep_alive()
 
-            async def scan(tx: Transaction, vault: Vault = vault, uuid: str = mount.uuid) -> list[str]:
-                return await due_keys(tx, node, vault, uuid)
+        async def scan(tx: Transaction, uuid: str = mount.uuid) -> list[str]:
+            return await due_keys(tx, node, vault, uuid)
 
-            for name in await transactional(node.store, scan):
-                version = await _rotate_one(node, vault, mount, name, fence)
-                if version is not None:
-                    done.append((mount.path, name, version))
+        for name in await transactional(node.store, scan):
+            version = await _rotate_one(node, vault, mount, name, fence)
+            if version is not None:
+                done.append((mount.path, name, version))
     return done
 
 
-async def _rotate_one(node: Node, vault: Vault, mount: MountEntry, name: str, fence: Fence | None) -> int | None:
+async def _rotate_one(
+    node: Node, vault: Vault, mount: MountEntry, name: str, fence: Fence | None
+) -> int | None:
     async def run(tx: Transaction) -> tuple[int, list[Callable[[], None]]] | None:
         return await rotate_if_due(tx, node, vault, mount.uuid, name, fence)
 
@@ -163,7 +176,9 @@ async def _rotate_one(node: Node, vault: Vault, mount: MountEntry, name: str, fe
     except (Sealed, LeaseLost):
         raise
     except StrongroomError as exc:
-        log.warning("auto-rotation of a key on mount %s failed: %s", mount.path, exc.message)
+        log.warning(
+            "auto-rotation of a key on mount %s (%s) failed: %s", mount.path, label(vault.ns_id), exc.message
+        )
         return None
     if result is None:
         return None
@@ -171,12 +186,16 @@ async def _rotate_one(node: Node, vault: Vault, mount: MountEntry, name: str, fe
     for action in after_commit:
         action()
     await vault.account_encryptions()
-    log.debug("auto-rotated transit key %s on mount %s to version %d", name, mount.path, version)
+    where = label(vault.ns_id)
+    log.debug("auto-rotated transit key %s on mount %s (%s) to version %d", name, mount.path, where, version)
     return version
 
 
 async def _job(run: JobRun) -> None:
-    await rotate_due_keys(run.node, fence=run.check, keep_alive=run.keep_alive)
+    async def work(vault: Vault) -> None:
+        await rotate_due_keys(run.node, vault=vault, fence=run.check, keep_alive=run.keep_alive)
+
+    await sweep(run.node, JOB_NAME, work, fence=run.check, keep_alive=run.keep_alive)
 
 
 JOB = Job(JOB_NAME, _job)
