@@ -24,6 +24,7 @@ token. Nothing is counted or written for it.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -49,7 +50,7 @@ from strongroom.core.node import Node
 from strongroom.engines.context import Context
 from strongroom.engines.framework import Response
 from strongroom.engines.sys.iam_config import CEREMONIES_ONLY, accepted_mode
-from strongroom.engines.sys.iam_state import any_revoked, iam_state, revoke
+from strongroom.engines.sys.iam_state import Decisions, any_revoked, iam_state, revoke
 from strongroom.errors import PermissionDenied
 from strongroom.storage.base import Transaction
 
@@ -84,7 +85,8 @@ async def token_tenant(node: Node, token: str) -> str:
         PermissionDenied: not a valid token.
         Sealed: the platform is sealed and this node has never seen the IAM key.
     """
-    return (await iam_state(node).current(token)).verify(token).facts.tenant
+    state = iam_state(node)
+    return state.verify(await state.current(token), token).facts.tenant
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ class BiscuitCaller:
     verified: VerifiedToken
     verifier: IamVerifier
     namespace: str
+    decisions: Decisions
 
     @property
     def entry(self) -> TokenEntry:
@@ -102,8 +105,10 @@ class BiscuitCaller:
         return caller_entry(self.facts)
 
 
+@functools.lru_cache(maxsize=1024)
 def caller_entry(facts: TokenFacts) -> TokenEntry:
-    """A token entry standing for a biscuit: see the module docstring."""
+    """A token entry standing for a biscuit: see the module docstring (one object per token's facts;
+    handlers treat entries as read-only)."""
     return TokenEntry(
         token_hash=b"",
         accessor="",
@@ -127,8 +132,9 @@ async def authenticate(tx: Transaction, node: Node, res: Resolution, token: str)
     platform = res.levels[0].keys
     target = res.target
     assert platform is not None and target.keys is not None
-    verifier = await iam_state(node).verifier(tx, platform)
-    verified = verifier.verify(token)
+    state = iam_state(node)
+    verifier = await state.verifier(tx, platform)
+    verified = state.verify(verifier, token)  # verified once already, by the tenant selection
     facts = verified.facts
     entry = target.entry
     if entry is None or not entry.sealable or target.path != facts.tenant + "/":
@@ -139,7 +145,7 @@ async def authenticate(tx: Transaction, node: Node, res: Resolution, token: str)
         raise PermissionDenied()
     if await accepted_mode(tx, target.keys) == CEREMONIES_ONLY:
         raise PermissionDenied()
-    return BiscuitCaller(facts, verified, verifier, facts.tenant)
+    return BiscuitCaller(facts, verified, verifier, facts.tenant, state.decisions)
 
 
 def biscuit_facts(ctx: Context) -> TokenFacts | None:
@@ -195,18 +201,24 @@ class BiscuitACL(ACL):
         hit = self._decided.get(key)
         if hit is not None:
             return hit
+        caller = self._caller
         mount = self._table.match(path)
-        request = IamRequest(
-            self._caller.namespace, path, operation, self._now,
-            mount_path=mount_prefix(mount) if mount else "",
-            mount_type=mount.type if mount else "",
-            mount_version=mount.version if mount is not None and mount.type == "kv" else "",
-        )  # fmt: skip
-        try:
-            self._caller.verifier.authorize(self._caller.verified, request)
-            decided = True
-        except PermissionDenied:
-            decided = False
+        mount_path = mount_prefix(mount) if mount else ""
+        mount_type = mount.type if mount else ""
+        version = mount.version if mount is not None and mount.type == "kv" else ""
+        second = math.floor(self._now)
+        # The token is identified by its blocks' signatures (it is verified, so they cover every block's
+        # content): shorter than its text, which may reach 8 KiB.
+        facts = (*caller.facts.revocation_ids, caller.namespace, path, operation, mount_path, mount_type, version)
+        decided = caller.decisions.get(second, facts)
+        if decided is None:
+            request = IamRequest(caller.namespace, path, operation, self._now, mount_path, mount_type, version)
+            try:
+                caller.verifier.authorize(caller.verified, request)
+                decided = True
+            except PermissionDenied:
+                decided = False
+            caller.decisions.put(second, facts, decided)
         self._decided[key] = decided
         return decided
 

@@ -27,7 +27,7 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from strongroom.auth.iam import IamKey, IamPublicKey, IamVerifier, NothingRevoked
+from strongroom.auth.iam import IamKey, IamPublicKey, IamVerifier, NothingRevoked, VerifiedToken
 from strongroom.core.namespace import NamespaceKeys
 from strongroom.core.node import Node
 from strongroom.core.platform import IAM_SIGNING_KEY
@@ -37,6 +37,7 @@ from strongroom.storage.base import Transaction, transactional
 
 REVOKED_AREA = ("sys", "iam-revoked")
 _REVOKED_INDEX_PARENT = b"iam-revocation-id"
+VERIFIED_CACHE = 4096
 MAX_REVOCATION_ID_CHARS = 256
 """A revocation id is the hex of a block signature (128 characters for Ed25519); longer is refused."""
 
@@ -101,6 +102,37 @@ def revoke(
     )
 
 
+class Decisions:
+    """The authorizer's decisions of the current second, keyed by everything they depend on.
+
+    The Datalog authorizer is a pure function of the verified token and the ambient facts (namespace,
+    resource, operation, mount, and ``time`` in whole seconds), so a decision holds for an identical request
+    within the same second; the next second starts empty. A token is keyed by its revocation ids (its
+    blocks' signatures), which a verified token cannot share with another. Revocation, the tenant's creation time and its
+    ``accept_platform_tokens`` are checked on every request before any decision is looked up. Bounded: at
+    most :data:`MAX_DECISIONS` per second are kept (the rest are simply computed).
+    """
+
+    MAX_DECISIONS = 4096
+
+    __slots__ = ("_decided", "_second")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._decided: dict[tuple[str, ...], bool] = {}
+
+    def get(self, second: int, key: tuple[str, ...]) -> bool | None:
+        """The decision for ``key`` made during ``second``, or ``None``."""
+        return self._decided.get(key) if second == self._second else None
+
+    def put(self, second: int, key: tuple[str, ...], allowed: bool) -> None:
+        """Remember a decision made during ``second``."""
+        if second != self._second:
+            self._second, self._decided = second, {}
+        if len(self._decided) < self.MAX_DECISIONS:
+            self._decided[key] = allowed
+
+
 class IamState:
     """One node's view of the IAM key: the public key and a verifier (signature cache inside)."""
 
@@ -110,6 +142,9 @@ class IamState:
         self._public: IamPublicKey | None = None
         self._verifier: IamVerifier | None = None
         self._read_at = float("-inf")
+        self.decisions = Decisions()
+        """Decisions of the current verifier (a new key starts afresh)."""
+        self._verified: dict[str, VerifiedToken] = {}
 
     def __repr__(self) -> str:
         return f"IamState(public={self._public!r})"
@@ -133,10 +168,32 @@ class IamState:
             if verifier is None or key.public_key != self._public:
                 # A new key: a new verifier (its signature cache belonged to the old key).
                 verifier = IamVerifier([key.public_key], NothingRevoked())
-                self._verifier, self._public = verifier, key.public_key
+                self._verifier, self._public, self.decisions = verifier, key.public_key, Decisions()
+                self._verified = {}
             # Same key under a new ciphertext (platform rotation re-wrapped it): keep the cache.
             self._record = record
         return verifier
+
+    def verify(self, verifier: IamVerifier, token: str) -> VerifiedToken:
+        """``verifier.verify(token)``, remembered per exact token text while ``verifier`` is current.
+
+        The verifier has its own cache, but it first checks the whole text's alphabet (tens of µs for a
+        token attenuated a few times); a request verifies its token twice (before and inside its
+        transaction), and a dictionary probe by the text is enough for every repeat. Failures are not
+        remembered; at most :data:`VERIFIED_CACHE` tokens are.
+
+        Raises:
+            PermissionDenied: not a valid token.
+        """
+        hit = self._verified.get(token)
+        if hit is not None and verifier is self._verifier:
+            return hit
+        verified = verifier.verify(token)
+        if verifier is self._verifier:
+            if len(self._verified) >= VERIFIED_CACHE:
+                self._verified.clear()
+            self._verified[token] = verified
+        return verified
 
     async def current(self, token: str) -> IamVerifier:
         """A verifier that accepts ``token`` if the stored key does: the one this node last saw, or, when
@@ -154,7 +211,7 @@ class IamState:
         now = time.monotonic()
         if verifier is not None:
             try:
-                verifier.verify(token)
+                self.verify(verifier, token)
                 return verifier
             except PermissionDenied:
                 if now - self._read_at < 1:
