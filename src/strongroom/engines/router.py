@@ -91,7 +91,7 @@ class Router:
         Raises:
             StrongroomError: any subclass; the API layer maps it to a status code.
         """
-        if is_biscuit_token(incoming.token):
+        if is_biscuit_token(incoming.token) and not _node_path(incoming.path):
             if self.node.root.keys is None:
                 raise Sealed()
             tenant = await iam_auth.token_tenant(self.node, incoming.token)
@@ -340,6 +340,11 @@ class Router:
         ):
             raise NotFound()
         return response
+
+
+def _node_path(path: str) -> bool:
+    """Whether ``path`` is a system path of the node itself (answered alike whatever the token)."""
+    return path.startswith("sys/") and path[4:] in NODE_PATHS
 
 
 def _open_match(backend: Backend[OpenContext], path: str) -> Match[OpenContext, Any] | None:

@@ -398,3 +398,14 @@ async def test_tenant_may_stop_accepting_platform_tokens_for_data(ns: Namespaces
     assert (await ns.fails(400, "GET", "sys/iam/config"))[0].startswith(
         "sys/iam/config is a tenant's setting"
     )
+
+
+async def test_node_paths_ignore_the_token(ns: Namespaces, acme: Managed) -> None:
+    """sys/health, sys/leader: the node's, whatever the token (a load balancer may send any)."""
+    for token in (acme.user, acme.admin, "sb.garbage"):
+        r = await ns.call("GET", "sys/health", token=token)
+        assert r.status_code == 200 and r.json()["sealed"] is False, r.text
+        assert (await ns.call("GET", "sys/leader", token=token)).status_code == 200
+    # sys/seal-status with no header is the token's tenant's (the Administrator's to read).
+    assert (await ns.ok("GET", "sys/seal-status", token=acme.admin))["n"] == 1
+    await denied(ns, "GET", "sys/seal-status", acme.user)
