@@ -5,17 +5,12 @@ keep their attempt in a barrier record of the root namespace, encrypted under th
 current term, with a nonce and an expiry, so custodians may reach any worker of any node. The state
 machines are the same for every subject; a :class:`CeremonySubject` says what differs:
 
-========  =========================================================  ==========================================
-subject   attempt records (root namespace, area ``sys``)              a committed rekey reaches
-========  =========================================================  ==========================================
-platform  ``("platform-rekey", b"root")``,                            this process's vault at once (and through
-          ``("platform-generate-root", b"root")``                     it the supervisor, which installs the key
-                                                                      in the node's other workers); other nodes
-                                                                      find the keyring no longer opens with
-                                                                      their key and seal themselves (as before)
-tenant    ``("tenant-rekey", id)``, ``("tenant-generate-root", id)``  every node, through the tenant's key copy
-                                                                      replaced in the commit transaction
-========  =========================================================  ==========================================
+* **platform**: attempt records ``("platform-rekey", b"root")`` and ``("platform-generate-root", b"root")``;
+  a committed rekey reaches this process's vault at once and, through it, the supervisor, which installs the
+  key in the node's other workers; other nodes find that the keyring no longer opens with their key and seal
+  themselves (the root key never travels between nodes);
+* **tenant**: attempt records ``("tenant-rekey", id)`` and ``("tenant-generate-root", id)``; a committed
+  rekey reaches every node through the tenant's key copy, replaced in the commit transaction.
 
 Both need the platform unsealed on the node that takes the call (the records are encrypted under its
 keyring), which a platform ceremony needs anyway: Vault's rekey and generate-root answer only while

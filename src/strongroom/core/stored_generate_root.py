@@ -11,7 +11,7 @@ under the platform keyring, until the token is issued. State machine (one transa
 
     IDLE ──start(otp | pgp_key | neither: the server makes an OTP)──► COLLECTING
     COLLECTING ──share (below threshold)──► COLLECTING
-    COLLECTING ──threshold: key opens the stored keyring──► token created, attempt deleted (ONE transaction) ──► IDLE
+    COLLECTING ──threshold: key opens the stored keyring──► token issued, attempt deleted (ONE tx) ──► IDLE
     COLLECTING ──threshold: wrong key──► COLLECTING with progress 0 (same nonce; committed), then a 400
     any ──cancel, expiry (the node's unseal expiry) or sealing──► IDLE
 

@@ -1,16 +1,15 @@
 """The rekey ceremony with its progress in storage: the platform's and every tenant's.
 
-Vault's state machine, parameters, bodies and messages (those of :class:`~strongroom.core.rekey.RekeyCeremony`,
-the node-local reference), with the attempt in a barrier record of the root namespace instead of one
-process's memory, so custodians may reach different workers and nodes. Where the record lives and how a
-committed key reaches the other processes depends on the subject
-(:mod:`strongroom.core.stored_ceremony`: the platform, or a tenant)::
+Vault's state machine, bodies and messages (those of the node-local reference,
+:class:`~strongroom.core.rekey.RekeyCeremony`), the attempt in a barrier record of the root namespace, so
+custodians may reach different workers and nodes. Where it lives and how a committed key reaches the
+other processes depends on the subject (:mod:`strongroom.core.stored_ceremony`)::
 
     {"nonce", "started", "replaces", "request": {...}, "fingerprints": [...], "shares": [b64],      COLLECTING
      "new_key": b64 | null, "verification_nonce", "verify_shares": [b64], "backup"}   VERIFYING if new_key
 
-State machine (each call is one transaction, so concurrent calls through different nodes serialise on the
-record: a conflicting one is retried and sees the other's step whole)::
+State machine (one transaction per call: concurrent calls serialise on the record, a conflicting one is
+retried and sees the other's step whole)::
 
     IDLE ──start──► COLLECTING ──threshold of CURRENT shares──► commit ──► IDLE        (no verification)
                          │                                └──► VERIFYING               (require_verification)
@@ -20,8 +19,7 @@ record: a conflicting one is retried and sees the other's step whole)::
     any ──cancel, expiry (the node's unseal expiry), sealing, or the root key replaced otherwise──► IDLE
 
 ``replaces`` names (one-way, :func:`~strongroom.core.stored_ceremony.key_id`) the root key the attempt was
-started against: if that key is replaced by other means (``strongroom platform recover`` writes storage
-offline) the attempt is void, so new shares made for the old key can never be committed over the new one.
+started against: if that key is replaced otherwise (``strongroom platform recover``), the attempt is void.
 
 The commit is ONE transaction: the stored keyring (read in it, so a rotation committed meanwhile survives)
 is re-sealed under the new root key, the seal configuration and backup record are written, the subject hands
