@@ -15,7 +15,8 @@ import pytest
 from strongroom.auth.policy_store import PolicyStore
 from strongroom.core.jobs import LeaseLost
 from strongroom.core.namespace import ROOT_NAMESPACE_ID
-from strongroom.core.namespace_sweep import CURSORS, Visited, sweep
+from strongroom.core.namespace_sweep import CURSORS, NAMESPACES_PER_TICK, Visited, sweep
+from strongroom.core.node import Node
 from strongroom.core.vault import Vault
 from strongroom.errors import InvalidRequest, Sealed
 from strongroom.storage.base import Transaction, transactional
@@ -101,7 +102,9 @@ async def test_pages_visit_every_unsealed_namespace_once_per_round(ns: Namespace
     assert first.wrapped and len(again.seen) == 1 + 5 and len(first.sealed) == 1
 
 
-async def test_a_sealed_tenant_is_skipped_until_unsealed_and_never_unsealed_by_the_sweep(ns: Namespaces) -> None:
+async def test_a_sealed_tenant_is_skipped_until_unsealed_and_never_unsealed_by_the_sweep(
+    ns: Namespaces,
+) -> None:
     await _who(ns, "")
     t = await ns.tenant("acme")
     await _who(ns, "acme/", t.root_token)
@@ -162,3 +165,26 @@ async def test_failures_skip_one_namespace_and_a_sealed_platform_stops_the_sweep
         await node.root.submit_unseal(key)
     with pytest.raises(Sealed):
         await sweep(node, JOB, seals_the_platform)
+
+
+async def test_a_tick_is_bounded_and_another_node_goes_on_from_the_stored_cursor(ns: Namespaces) -> None:
+    for i in range(150):
+        await ns.plain(f"n{i:03}")
+    a = ns.vault.node
+    b = Node(a.store, clock=ns.vault.clock)
+    for key in ns.vault.keys[:2]:
+        await b.root.submit_unseal(key)
+    seen: list[bytes] = []
+
+    async def count(vault: Vault) -> None:
+        seen.append(vault.ns_id)
+
+    first = await sweep(a, JOB, count)  # default page: the root and 64 others, whatever the total
+    assert len(first.worked) == 1 + NAMESPACES_PER_TICK and not first.wrapped
+    second = await sweep(b, JOB, count)  # another node (the lease moved) goes on from the stored cursor
+    assert len(second.worked) == 1 + NAMESPACES_PER_TICK and not second.wrapped
+    third = await sweep(a, JOB, count)
+    assert len(third.worked) == 1 + 150 - 2 * NAMESPACES_PER_TICK and third.wrapped
+    others = [ns_id for ns_id in seen if ns_id != ROOT_NAMESPACE_ID]
+    assert len(others) == len(set(others)) == 150
+    b.root.seal()
