@@ -179,8 +179,10 @@ class _Opener:
         return PlainVault(self.tree, owner, entry)
 
     def close(self) -> None:
+        """Forget this sweep's copies of the tenants' keys (and the plain namespaces' derived ones)."""
         for tenant in self.tenants.values():
-            tenant.seal()  # forget this sweep's copies of the tenants' keys
+            tenant.seal()
+        self.tree.forget_all()
 
 
 async def sweep(
