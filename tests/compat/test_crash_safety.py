@@ -47,6 +47,11 @@ def test_kill_9_keeps_every_acknowledged_write(tmp_path: Path) -> None:
         threads = [threading.Thread(target=_writer, args=(server.addr, t, round_ * 1_000_000, stop, acked)) for t in range(THREADS)]
         for t in threads:
             t.start()
+        # The load must be under way before the crash (on a loaded machine the first write can take a
+        # while): wait, bounded, for one acknowledged write, then crash at a random moment.
+        deadline = time.monotonic() + 60
+        while not acked and time.monotonic() < deadline:
+            time.sleep(0.05)
         time.sleep(rng.uniform(0.3, 1.2))  # a random moment to crash at, not a wait for a condition
         server.kill(signal.SIGKILL)
         stop.set()
