@@ -1,4 +1,10 @@
-"""The generate-root state machine below HTTP: OTP encoding, phases, the quorum proof, expiry."""
+"""The generate-root state machine below HTTP, as the server runs it (:class:`StoredRootGeneration` on the
+platform's vault): OTP encoding, phases, the quorum proof, expiry.
+
+These tests used to pin ``GenerateRootCeremony``, a node-local reference with its progress in one
+process's memory that no route ran any more; they now pin the stored ceremony the routes run (two nodes
+taking turns and the encrypted, expiring record: test_stored_ceremonies.py).
+"""
 
 from __future__ import annotations
 
@@ -8,14 +14,11 @@ import string
 import pytest
 
 from strongroom.clock import FakeClock
-from strongroom.core.generate_root import (
-    GenerateRootCeremony,
-    GenerateRootPhase,
-    decode_token,
-    encode_token,
-)
+from strongroom.core.generate_root import decode_token, encode_token
 from strongroom.core.namespace import NamespaceKeys
 from strongroom.core.seal import decode_share
+from strongroom.core.stored_ceremony import PlatformSubject
+from strongroom.core.stored_generate_root import StoredRootGeneration
 from strongroom.core.vault import InitRequest, Vault
 from strongroom.errors import InvalidRequest, InvalidShare, NotInitialized, Sealed
 from strongroom.storage.base import Transaction, transactional
@@ -49,6 +52,21 @@ async def _vault() -> tuple[Vault, list[bytes], FakeClock]:
     return vault, [decode_share(k) for k in result.keys], clock
 
 
+def _ceremony(
+    vault: Vault, token_length: int = 28, expiry_seconds: float | None = None
+) -> StoredRootGeneration:
+    """The platform's root-token generation of ``vault`` as ``sys/generate-root`` builds it."""
+    return StoredRootGeneration(
+        PlatformSubject(vault), token_length=token_length, expiry_seconds=expiry_seconds
+    )
+
+
+async def _started(ceremony: StoredRootGeneration) -> bool:
+    """Whether an attempt is collecting shares (COLLECTING; ``False``: IDLE)."""
+    started: bool = (await ceremony.status())["started"]
+    return started
+
+
 async def _issued(vault: Vault) -> object:
     keys = vault.keys
     assert keys is not None
@@ -77,8 +95,8 @@ def test_token_encoding_is_vaults_unpadded_xor() -> None:
 
 
 async def test_otp_flow_issues_one_token_in_the_quorum_transaction() -> None:
-    vault, shares, clock = await _vault()
-    ceremony = GenerateRootCeremony(vault, clock, token_length=28)
+    vault, shares, _ = await _vault()
+    ceremony = _ceremony(vault)
     issue = Issuer()
     status = await ceremony.status()
     assert status == {
@@ -99,30 +117,30 @@ async def test_otp_flow_issues_one_token_in_the_quorum_transaction() -> None:
     assert body["encoded_token"] == body["encoded_root_token"]
     assert decode_token(body["encoded_token"], otp) == TOKEN
     assert await _issued(vault) == {"n": 1}
-    assert ceremony.phase is GenerateRootPhase.IDLE
+    assert not await _started(ceremony)
 
 
 async def test_start_rules() -> None:
-    vault, _, clock = await _vault()
-    ceremony = GenerateRootCeremony(vault, clock, token_length=28)
+    vault, _, _ = await _vault()
+    ceremony = _ceremony(vault)
     with pytest.raises(InvalidRequest, match=r"^OTP string has incorrect length$"):
         await ceremony.start(otp="too-short")
     with pytest.raises(InvalidRequest, match="only one of otp or pgp_key"):
         await ceremony.start(otp="x" * 28, pgp_key="abc")
     with pytest.raises(InvalidRequest, match="PGP key"):
         await ceremony.start(pgp_key="not base64!")
-    assert ceremony.phase is GenerateRootPhase.IDLE
+    assert not await _started(ceremony)
     assert await ceremony.start(otp="x" * 28) == ""
     with pytest.raises(InvalidRequest, match=r"^root generation already in progress$"):
         await ceremony.start()
-    ceremony.cancel()
-    assert ceremony.phase is GenerateRootPhase.IDLE
+    await ceremony.cancel()
+    assert not await _started(ceremony)
     assert await ceremony.start() != ""
 
 
 async def test_wrong_quorum_resets_progress_and_issues_nothing() -> None:
-    vault, shares, clock = await _vault()
-    ceremony = GenerateRootCeremony(vault, clock, token_length=28)
+    vault, shares, _ = await _vault()
+    ceremony = _ceremony(vault)
     issue = Issuer()
     with pytest.raises(InvalidRequest, match=r"^no root generation in progress$"):
         await ceremony.submit(shares[0], "", issue)
@@ -145,8 +163,8 @@ async def test_wrong_quorum_resets_progress_and_issues_nothing() -> None:
 
 
 async def test_issuer_failure_commits_nothing_and_keeps_the_attempt() -> None:
-    vault, shares, clock = await _vault()
-    ceremony = GenerateRootCeremony(vault, clock, token_length=30)
+    vault, shares, _ = await _vault()
+    ceremony = _ceremony(vault, token_length=30)
     await ceremony.start()
     nonce = (await ceremony.status())["nonce"]
     await ceremony.submit(shares[0], nonce, Issuer())
@@ -154,22 +172,25 @@ async def test_issuer_failure_commits_nothing_and_keeps_the_attempt() -> None:
     with pytest.raises(InvalidRequest, match="incorrect length"):
         await ceremony.submit(shares[1], nonce, Issuer())
     assert await _issued(vault) is None
-    assert ceremony.phase is GenerateRootPhase.COLLECTING
+    # Still COLLECTING: the failed step committed nothing, not even its share.
+    status = await ceremony.status()
+    assert status["started"] and status["nonce"] == nonce and status["progress"] == 1
 
 
 async def test_expiry_sealed_and_uninitialised() -> None:
     vault, shares, clock = await _vault()
-    ceremony = GenerateRootCeremony(vault, clock, token_length=28, expiry_seconds=60)
+    ceremony = _ceremony(vault, expiry_seconds=60)
     await ceremony.start()
-    clock.advance(61)
-    assert ceremony.phase is GenerateRootPhase.IDLE
-    assert not (await ceremony.status())["started"]
+    clock.advance(59)
+    assert await _started(ceremony)
+    clock.advance(2)
+    assert not await _started(ceremony)
     await ceremony.start()
     vault.seal()
     with pytest.raises(Sealed):
         await ceremony.status()
     with pytest.raises(Sealed):
         await ceremony.submit(shares[0], "", Issuer())
-    fresh = GenerateRootCeremony(Vault(MemoryStore(), clock), clock, token_length=28)
+    fresh = _ceremony(Vault(MemoryStore(), clock))
     with pytest.raises(NotInitialized, match="server is not yet initialized"):
         await fresh.status()

@@ -1,8 +1,7 @@
 """The generate-root ceremony with its progress in storage: the platform's and every tenant's.
 
-Vault's state machine, bodies and messages (those of
-:class:`~strongroom.core.generate_root.GenerateRootCeremony`, the node-local reference), with the attempt
-in a barrier record of the root namespace (where: :mod:`strongroom.core.stored_ceremony`)::
+Vault's state machine, bodies and messages (the token encoding: :mod:`strongroom.core.generate_root`),
+with the attempt in a barrier record of the root namespace (where: :mod:`strongroom.core.stored_ceremony`)::
 
     {"nonce", "started", "otp", "pgp_key", "shares": [b64]}
 

@@ -1,9 +1,9 @@
 """The rekey ceremony with its progress in storage: the platform's and every tenant's.
 
-Vault's state machine, bodies and messages (those of the node-local reference,
-:class:`~strongroom.core.rekey.RekeyCeremony`), the attempt in a barrier record of the root namespace, so
-custodians may reach different workers and nodes. Where it lives and how a committed key reaches the
-other processes depends on the subject (:mod:`strongroom.core.stored_ceremony`)::
+Vault's state machine, bodies and messages (parameters and checks: :mod:`strongroom.core.rekey`), the
+attempt in a barrier record of the root namespace, so custodians may reach different workers and nodes.
+Where it lives and how a committed key reaches the other processes depends on the subject
+(:mod:`strongroom.core.stored_ceremony`)::
 
     {"nonce", "started", "replaces", "request": {...}, "fingerprints": [...], "shares": [b64],      COLLECTING
      "new_key": b64 | null, "verification_nonce", "verify_shares": [b64], "backup"}   VERIFYING if new_key
