@@ -9,8 +9,9 @@ Tenant side (``X-Vault-Namespace: NAME``): ``sys/init``, ``sys/seal-status``, ``
 :class:`~strongroom.core.tenant_seal.TenantVault`, after :func:`tenant_ceremony_allowed`, the ONE place
 that decides who may initialise, unseal or seal a tenant. ``sys/rekey/*``, ``sys/rotate/root/*`` and
 ``sys/generate-root[-token]/*`` are the platform's routes too, driving
-:class:`~strongroom.core.tenant_rekey.TenantRekey` and
-:class:`~strongroom.core.tenant_generate_root.TenantRootGeneration` (progress in storage).
+:class:`~strongroom.core.stored_rekey.StoredRekey` and
+:class:`~strongroom.core.stored_generate_root.StoredRootGeneration` for the tenant's
+:class:`~strongroom.core.stored_ceremony.TenantSubject` (progress in storage).
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ _PLATFORM_OPEN_ROUTES: list[OpenRoute] = [
     Route("seal-status", NoFields, {Operation.READ: platform_seal.read_seal_status}),
     Route("unseal", platform_seal.UnsealFields, {Operation.UPDATE: platform_seal.write_unseal}),
     Route("seal", NoFields, {Operation.UPDATE: platform_seal.seal}),
-    # Rekey (both families) with its progress in storage: core/tenant_rekey.py behind the platform's routes.
+    # Rekey (both families) with its progress in storage: core/stored_rekey.py behind the platform's routes.
     *platform_rekey.ROUTES,
     *platform_generate_root.ROUTES,
 ]
