@@ -144,6 +144,19 @@ async def iterate_range(
         begin = rows[-1][0] + b"\x00"
 
 
+def _merge_ranges(ranges: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Sort half-open ``ranges`` and merge overlapping or touching ones into a sorted disjoint list
+    (the form :func:`_in_ranges` binary-searches)."""
+    out: list[tuple[bytes, bytes]] = []
+    for b, e in sorted(ranges):
+        if out and b <= out[-1][1]:
+            if e > out[-1][1]:
+                out[-1] = (out[-1][0], e)
+        else:
+            out.append((b, e))
+    return out
+
+
 def _in_ranges(ranges: list[tuple[bytes, bytes]], key: bytes) -> bool:
     """Whether ``key`` lies in one of ``ranges`` (sorted, disjoint, half open)."""
     # (key + b"\x00",) sorts after every range starting at or before key and before every range starting

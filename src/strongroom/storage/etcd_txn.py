@@ -16,7 +16,7 @@ import binascii
 import struct
 
 from strongroom.errors import RecordTooLarge
-from strongroom.storage.base import _in_ranges
+from strongroom.storage.base import _in_ranges, _merge_ranges
 
 __all__ = [
     "RAFT_OVERHEAD",
@@ -105,18 +105,6 @@ def overlaps(a: list[tuple[bytes, bytes]], b: tuple[bytes, bytes]) -> bool:
     return any(lo < b[1] and b[0] < hi for lo, hi in a)
 
 
-def _merge(intervals: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """Sort and merge overlapping or touching half-open intervals."""
-    out: list[tuple[bytes, bytes]] = []
-    for b, e in sorted(intervals):
-        if out and b <= out[-1][1]:
-            if e > out[-1][1]:
-                out[-1] = (out[-1][0], e)
-        else:
-            out.append((b, e))
-    return out
-
-
 _POINT = b'{"key":"%s","target":"MOD","result":"EQUAL","mod_revision":%d}'
 _RANGE = b'{"key":"%s","range_end":"%s","target":"MOD","result":"LESS","mod_revision":%d}'
 _PUT = b'{"request_put":{"key":"%s","value":"%s"}}'
@@ -169,7 +157,7 @@ def read_compares(
     Raises:
         RecordTooLarge: even one covering interval does not fit.
     """
-    merged = _merge(ranges) if ranges else []
+    merged = _merge_ranges(ranges) if ranges else []
     checks, size = _range_checks(space, merged, revision)
     for key, seen in points.items():
         full = space.data + key
@@ -177,7 +165,7 @@ def read_compares(
         size += _field(8 + _field(len(full)) + _varint(seen))
     if len(checks) <= max_count and size <= max_bytes:
         return checks, merged
-    intervals = _merge([(k, k + b"\x00") for k in points] + merged)
+    intervals = _merge_ranges([(k, k + b"\x00") for k in points] + merged)
     groups = len(intervals)
     while True:
         count, extra = divmod(len(intervals), groups)

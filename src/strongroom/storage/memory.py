@@ -23,7 +23,7 @@ from collections import deque
 from types import TracebackType
 
 from strongroom.errors import TransactionConflict
-from strongroom.storage.base import BufferedTransaction, StoreLimits, _in_ranges
+from strongroom.storage.base import BufferedTransaction, StoreLimits, _in_ranges, _merge_ranges
 
 __all__ = ["MemoryStore", "MemoryTransaction"]
 
@@ -171,7 +171,7 @@ class MemoryStore:
         if tx._snapshot == self._version or (not tx._read_keys and not tx._read_ranges):
             return False
         read_keys = tx._read_keys
-        ranges = _merge(tx._read_ranges)
+        ranges = _merge_ranges(tx._read_ranges)
         for commit in reversed(self._log):
             if commit.version <= tx._snapshot:
                 break
@@ -266,15 +266,3 @@ def _discard(keys: list[bytes], key: bytes) -> None:
     i = bisect_left(keys, key)
     if i < len(keys) and keys[i] == key:
         del keys[i]
-
-
-def _merge(ranges: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """Sort ``ranges`` and merge overlapping ones, so that ``_in_ranges`` can binary-search them."""
-    out: list[tuple[bytes, bytes]] = []
-    for b, e in sorted(ranges):
-        if out and b <= out[-1][1]:
-            if e > out[-1][1]:
-                out[-1] = (out[-1][0], e)
-        else:
-            out.append((b, e))
-    return out

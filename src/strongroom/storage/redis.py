@@ -41,7 +41,7 @@ from typing import Any
 from urllib.parse import SplitResult, unquote
 
 from strongroom.errors import InvalidRequest, TransactionConflict
-from strongroom.storage.base import BufferedTransaction, StoreLimits, _in_ranges
+from strongroom.storage.base import BufferedTransaction, StoreLimits, _in_ranges, _merge_ranges
 from strongroom.storage.redis_client import RedisClient
 from strongroom.storage.redis_scripts import COMMIT, RANGE, READ
 
@@ -120,7 +120,7 @@ class RedisTransaction(BufferedTransaction):
             args.append(b"")  # read nothing: a blind write cannot conflict
         else:
             args.append(self._snapshot)
-            ranges = _merge(self._ranges)
+            ranges = _merge_ranges(self._ranges)
             # A key inside a read range is checked with the range.
             keys = [k for k in self._seen if not (ranges and _in_ranges(ranges, k))]
         sets = [(k, v) for k, v in self._writes.items() if v is not None]
@@ -254,15 +254,3 @@ def open_url(url: SplitResult, options: dict[str, str]) -> RedisStore:
         timeout=timeout,
         snapshot_window=window,
     )
-
-
-def _merge(ranges: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """Sort ``ranges`` and merge overlapping ones (so that ``_in_ranges`` can binary-search them)."""
-    out: list[tuple[bytes, bytes]] = []
-    for b, e in sorted(ranges):
-        if out and b <= out[-1][1]:
-            if e > out[-1][1]:
-                out[-1] = (out[-1][0], e)
-        else:
-            out.append((b, e))
-    return out
