@@ -17,7 +17,7 @@ The batch helpers here (Vault's ``map[string]string`` decoding of items, the sta
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,6 +93,34 @@ def batch_response(results: list[dict[str, Any]], items: Sequence[Mapping[str, s
         if succeeded:
             resp.status = override_status(resp, partial_failure_code, 400)
     return resp
+
+
+async def verify_response(items: Sequence[Mapping[str, str]], batch: bool, partial_failure_code: int | None,
+                          verify_one: Callable[[Mapping[str, str]], Awaitable[bool]]) -> Response:
+    """Run ``verify_one`` on each item and answer ``verify/:name`` (HMAC or signature alike).
+
+    A single request answers ``{"valid": ...}``; a batch answers :func:`batch_response`, where an item
+    whose check raised carries ``"valid": false`` and its ``error``.
+
+    Raises:
+        StrongroomError: (not a batch) what ``verify_one`` raised for the single item.
+    """
+    results: list[dict[str, Any]] = []
+    failed = succeeded = False
+    for item in items:
+        try:
+            valid = await verify_one(item)
+        except StrongroomError as exc:
+            if not batch:
+                raise
+            results.append({"valid": False, "error": exc.message})
+            failed = True
+            continue
+        results.append({"valid": valid})
+        succeeded = True
+    if not batch:
+        return Response(data=results[0])
+    return batch_response(results, items, failed, succeeded, partial_failure_code)
 
 
 def decode_input(text: str) -> bytes:
@@ -212,22 +240,9 @@ async def verify_hmacs(ctx: Context, name: str, algorithm_name: str, items: list
     policy = await keys.require(name)
     if algorithm.is_none:
         raise InvalidRequest("algorithm cannot be none")
-    results: list[dict[str, Any]] = []
-    failed = succeeded = False
-    for item in items:
-        try:
-            valid = await _verify_one(keys, policy, algorithm_name, item)
-        except StrongroomError as exc:
-            if not batch:
-                raise
-            results.append({"valid": False, "error": exc.message})
-            failed = True
-            continue
-        results.append({"valid": valid})
-        succeeded = True
-    if not batch:
-        return Response(data=results[0])
-    return batch_response(results, items, failed, succeeded, partial_failure_code)
+    return await verify_response(
+        items, batch, partial_failure_code, lambda item: _verify_one(keys, policy, algorithm_name, item)
+    )
 
 
 async def _verify_one(keys: TransitKeys, policy: KeyPolicy, algorithm_name: str, item: Mapping[str, str]) -> bool:

@@ -41,6 +41,7 @@ from strongroom.engines.transit.hmac import (
     parse_version,
     string_items,
     verify_hmacs,
+    verify_response,
 )
 from strongroom.engines.transit.policy import ERR_TOO_OLD, KeyPolicy, check_name
 from strongroom.engines.transit.store import TransitKeys
@@ -274,22 +275,9 @@ async def verify_write(ctx: Context, req: Request, f: VerifyFields) -> Response:
     options = _options(f, marshaling, salt)
     if batch:
         check_batch_size(len(items), await settings.batch_limit(ctx, asymmetric=True))
-    results: list[dict[str, Any]] = []
-    failed = succeeded = False
-    for item in items:
-        try:
-            valid = await _verify_one(keys, policy, item, options)
-        except StrongroomError as exc:
-            if not batch:
-                raise
-            results.append({"valid": False, "error": exc.message})
-            failed = True
-            continue
-        results.append({"valid": valid})
-        succeeded = True
-    if not batch:
-        return Response(data=results[0])
-    return batch_response(results, items, failed, succeeded, f.partial_failure_response_code)
+    return await verify_response(
+        items, batch, f.partial_failure_response_code, lambda item: _verify_one(keys, policy, item, options)
+    )
 
 
 async def _verify_one(keys: TransitKeys, policy: KeyPolicy, item: Mapping[str, str],
