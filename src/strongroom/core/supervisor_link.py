@@ -13,13 +13,16 @@ sent it is treated as broken (a worker is killed and restarted; a worker whose s
 Messages (worker -> supervisor unless marked):
 
 =============  ======================================================================================
-``HELLO``      a starting worker asks for the node's state; reply ``STATE`` (epoch, root key or empty)
+``HELLO``      a starting worker (or one without keys asked to seal the node) asks for the node's state;
+               reply ``STATE`` (epoch, root key or empty)
 ``SHARE``      one unseal share, the seal's threshold and share count, the keyring's physical key and
                encrypted blob (the supervisor proves a combined key by opening it); reply ``PROGRESS``
                or ``ERROR``
 ``RESET``      forget the collected shares; reply ``PROGRESS``
 ``STATUS``     reply ``PROGRESS`` (progress, nonce) for ``sys/seal-status``
 ``SEAL``       seal every worker; reply ``DONE`` once all confirmed (or were killed)
+``SEAL_IF``    ``SEAL`` only if the node is still at this epoch; otherwise reply ``STATE`` (it changed: an
+               unseal or a rekey the worker had not seen), so a worker without keys never undoes an unseal
 ``NEW_KEY``    this worker adopted a new root key (a rekey committed here); reply ``DONE``
 ``ACK``        confirms an ``INSTALL`` or ``SEAL_ALL`` (epoch, outcome)
 ``INSTALL``    supervisor -> worker: unseal with this root key (epoch)
@@ -91,6 +94,7 @@ class Kind(IntEnum):
     ACK = 11
     INSTALL = 12
     SEAL_ALL = 13
+    SEAL_IF = 14
 
 
 SCHEMA: dict[Kind, tuple[str, ...]] = {
@@ -107,6 +111,7 @@ SCHEMA: dict[Kind, tuple[str, ...]] = {
     Kind.ACK: ("epoch", "outcome"),
     Kind.INSTALL: ("epoch", "root_key"),
     Kind.SEAL_ALL: ("epoch",),
+    Kind.SEAL_IF: ("epoch",),
 }
 """The fields of each kind, in wire order. Every value is bytes on the wire; ints are 8-byte big-endian."""
 

@@ -76,6 +76,16 @@ class UnsealCoordinator(Protocol):
         """Seal every worker of the node; return once none of them holds the keys."""
         ...
 
+    async def seal_unless_unsealed(self) -> bool:
+        """``sys/seal`` through a worker whose vault holds no keys: take the node's key if it opens the stored
+        keyring (``False``: authorize and seal as usual), else seal every worker unless the node changed
+        meanwhile (``True``: sealed).
+
+        Raises:
+            Sealed: the node kept changing while it looked (retry).
+        """
+        ...
+
     def root_key_changed(self, root_key: SecretBytes) -> None:
         """This worker adopted a new root key (a rekey committed here): hand it to the node."""
         ...
@@ -337,6 +347,22 @@ class Vault:
         if self.coordinator is not None:
             await self.coordinator.seal()
         self.seal()
+
+    async def seal_unless_node_unsealed(self) -> bool:
+        """``sys/seal`` on this vault while it holds no keys: return whether the node is sealed now.
+
+        In one process this vault is the node's seal state: ``True``, nothing to do. A worker's vault may hold
+        no keys while its node does (it saw another worker's rekey a moment before the new key reached it):
+        then it takes them from the coordinator and returns ``False``, and the caller authorizes and calls
+        :meth:`seal_node`; if the node holds no usable key either, every worker is sealed (``True``).
+
+        Raises:
+            Sealed: the node's seal state kept changing while the coordinator looked (retry).
+            LinkError: the supervisor is gone.
+        """
+        if self.coordinator is None:
+            return True
+        return await self.coordinator.seal_unless_unsealed()
 
     async def status(self) -> dict[str, Any]:
         """Return the fields of Vault's seal-status body that depend on this namespace."""

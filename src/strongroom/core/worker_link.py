@@ -2,9 +2,10 @@
 
 :class:`WorkerLink` is the :class:`~strongroom.core.vault.UnsealCoordinator` of the worker's root vault:
 ``sys/unseal``, ``sys/seal`` and ``sys/seal-status`` go to the supervisor, which holds the node's progress
-and root key (:mod:`strongroom.core.node_unseal`). It also applies what the supervisor pushes: ``INSTALL``
-(unseal with this root key) and ``SEAL_ALL``, each acknowledged so the request that caused them returns
-only once every worker applied them.
+and root key (:mod:`strongroom.core.node_unseal`); ``sys/seal`` does so also when this worker holds no
+keys (:meth:`WorkerLink.seal_unless_unsealed`), since the node may hold them all the same. It also applies
+what the supervisor pushes: ``INSTALL`` (unseal with this root key) and ``SEAL_ALL``, each acknowledged so
+the request that caused them returns only once every worker applied them.
 
 Ordering: a ``SEAL_ALL`` is applied at once (synchronously); an ``INSTALL`` needs a storage read (the
 keyring) and is applied only if no later message (higher epoch) arrived meanwhile, so a seal is never
@@ -24,6 +25,7 @@ import socket
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from strongroom.core.namespace import NamespaceKeys
 from strongroom.core.seal import SealConfig
 from strongroom.core.supervisor_link import (
     AckOutcome,
@@ -39,7 +41,7 @@ from strongroom.core.supervisor_link import (
 )
 from strongroom.core.vault import Vault
 from strongroom.crypto.secret import SecretBytes
-from strongroom.errors import InvalidShare, StrongroomError
+from strongroom.errors import InvalidShare, Sealed, StrongroomError
 
 log = logging.getLogger("strongroom.worker")
 
@@ -47,6 +49,8 @@ REQUEST_TIMEOUT = 120.0
 """Longest wait for a reply; the supervisor answers at once or after its acknowledgement timeout."""
 INSTALL_RETRY_MAX = 10.0
 """Longest pause between attempts to apply an ``INSTALL`` while storage is unavailable."""
+SEAL_ROUNDS = 3
+"""How often :meth:`WorkerLink.seal_unless_unsealed` looks again when the node changed while it looked."""
 
 
 class WorkerLink:
@@ -141,6 +145,58 @@ class WorkerLink:
             await self._request(message(Kind.SEAL))
         finally:
             self._apply_seal()
+
+    async def seal_unless_unsealed(self) -> bool:
+        """``sys/seal`` through this worker while it holds no keys: return whether the node is sealed now.
+
+        The node may be unsealed all the same: this worker saw another worker's rekey commit a moment before
+        the supervisor handed it the new key (and sealed itself), or its ``INSTALL`` still waits for storage.
+        So it takes the node's root key from the supervisor: if that key opens the stored keyring, the worker
+        installs it and returns ``False``, and the caller checks the token and seals as on any unsealed node.
+        Otherwise (no key, or one made obsolete by a rekey on another node) nothing serves with the node's key:
+        it seals every worker, one still holding keys of its own included, without a token as Vault seals a
+        sealed node, and returns ``True``. The supervisor seals only if the node is still at the epoch the
+        worker looked at (``SEAL_IF``), so an unseal completing meanwhile is never undone by a caller whose
+        token nobody checked; the worker then looks again.
+
+        Raises:
+            Sealed: the node changed :data:`SEAL_ROUNDS` times while this call looked (the caller may retry).
+            LinkError: the supervisor is gone, or answered ``SEAL_IF`` with neither ``DONE`` nor ``STATE``.
+            StrongroomError: the keyring could not be read (storage unavailable).
+        """
+        # The test of this race (tests/cli/test_workers_seal_race.py) waits for this line.
+        log.debug("sys/seal through a worker without keys: asking the supervisor for the node's state")
+        state = await self._request(message(Kind.HELLO))
+        for _ in range(SEAL_ROUNDS):
+            epoch, key = state.integer("epoch"), state.secret("root_key")
+            self._epoch = max(self._epoch, epoch)
+            if key and await self._take(epoch, SecretBytes(key, kind="root key")):
+                return False
+            state = await self._request(message(Kind.SEAL_IF, epoch=epoch))
+            if state.kind is Kind.DONE:
+                self._apply_seal()  # done by the SEAL_ALL already (this worker confirmed it): no harm twice
+                return True
+            if state.kind is not Kind.STATE:
+                raise LinkError(f"the supervisor answered SEAL_IF with {state.kind.name}")
+        raise Sealed()
+
+    async def _take(self, epoch: int, root_key: SecretBytes) -> bool:
+        """Install the node's ``root_key`` of ``epoch`` if it opens the stored keyring and this worker is still
+        sealed; return whether this worker holds keys now.
+
+        Raises:
+            StrongroomError: the keyring could not be read.
+        """
+        try:
+            keys = await self.vault.load_keys(root_key)
+        except InvalidShare:
+            # Obsolete: rekeyed on another node. (Or, for the instant between a rekey's commit in another
+            # worker and its NEW_KEY reaching the supervisor, the old key: the caller then seals the node
+            # without a token, failing closed; the window is that one hand-over.)
+            return False
+        if self.vault.sealed:
+            self._apply_install(epoch, keys)
+        return not self.vault.sealed
 
     def root_key_changed(self, root_key: SecretBytes) -> None:
         """Hand the node a root key a rekey committed in this worker (ignored while applying ``INSTALL``)."""
@@ -263,15 +319,20 @@ class WorkerLink:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, INSTALL_RETRY_MAX)
                 continue
-            if epoch == self._epoch:
-                self._applying = True
-                try:
-                    self.vault.install(keys)
-                    # A new root key may come with a new share configuration (a rekey in another worker).
-                    self.vault.forget_config()
-                finally:
-                    self._applying = False
-                self.unsealed.set()
+            self._apply_install(epoch, keys)
             break
         if not acknowledged:
             self._send(message(Kind.ACK, epoch=epoch, outcome=AckOutcome.OK))
+
+    def _apply_install(self, epoch: int, keys: NamespaceKeys) -> None:
+        """Install the node's ``keys`` of ``epoch`` unless a later message (higher epoch) overtook them."""
+        if epoch != self._epoch:
+            return
+        self._applying = True
+        try:
+            self.vault.install(keys)
+            # A new root key may come with a new share configuration (a rekey in another worker).
+            self.vault.forget_config()
+        finally:
+            self._applying = False
+        self.unsealed.set()

@@ -12,7 +12,8 @@ supervisor answers workers' requests from :class:`~strongroom.core.node_unseal.N
 * a share that completes the ceremony makes it broadcast ``INSTALL`` (the root key) to every worker and
   reply to the submitter once all acknowledged (or :data:`ACK_TIMEOUT` passed);
 * ``SEAL`` makes it forget the key and broadcast ``SEAL_ALL``; a worker that has not acknowledged within
-  :data:`ACK_TIMEOUT` is killed (``SIGKILL``), so when ``sys/seal`` returns no worker still serves keys;
+  :data:`ACK_TIMEOUT` is killed (``SIGKILL``), so when ``sys/seal`` returns no worker still serves keys
+  (``SEAL_IF``, from a worker without keys, does the same unless the node changed since it looked);
 * a worker that dies is restarted (after a growing pause if it keeps dying young) and gets the root key
   in its ``HELLO`` reply: no new ceremony. The supervisor therefore keeps the root key in memory while the
   node is unsealed; it never writes it anywhere and never logs it.
@@ -318,11 +319,7 @@ class Supervisor:
             self._ack(slot, msg.integer("epoch"), outcome)
         elif kind is Kind.HELLO:
             slot.ready = True
-            key = self.unseal.root_key
-            reply = message(
-                Kind.STATE, request, epoch=self.unseal.epoch, root_key=key.reveal() if key else b""
-            )
-            self._send(slot, reply)
+            self._send(slot, self._state(request))
         elif kind is Kind.SHARE:
             self._share(slot, msg)
         elif kind is Kind.RESET:
@@ -330,7 +327,11 @@ class Supervisor:
             self._send(slot, self._progress(request))
         elif kind is Kind.STATUS:
             self._send(slot, self._progress(request))
-        elif kind is Kind.SEAL:
+        elif kind is Kind.SEAL or kind is Kind.SEAL_IF:
+            if kind is Kind.SEAL_IF and msg.integer("epoch") != self.unseal.epoch:
+                # Unsealed or rekeyed since the worker (keyless: no token checked) looked: it looks again.
+                self._send(slot, self._state(request))
+                return
             epoch = self.unseal.seal()
             log.info("node sealed (through worker %d)", slot.index + 1)
             done = message(Kind.DONE, request, epoch=epoch)
@@ -346,6 +347,10 @@ class Supervisor:
                 self._send(slot, done)
         else:
             raise LinkError(f"a worker sent {kind.name}, which only the supervisor sends")
+
+    def _state(self, request: int) -> Message:
+        key = self.unseal.root_key
+        return message(Kind.STATE, request, epoch=self.unseal.epoch, root_key=key.reveal() if key else b"")
 
     def _progress(self, request: int) -> Message:
         progress, nonce = self.unseal.progress()

@@ -20,7 +20,7 @@ from strongroom.engines.bootstrap import setup_hook
 from strongroom.engines.fields import NoFields
 from strongroom.engines.framework import Operation, Request, Response, Route
 from strongroom.engines.open import OpenContext
-from strongroom.errors import InvalidRequest, NotInitialized
+from strongroom.errors import InvalidRequest, NotInitialized, Sealed
 
 OpenRoute = Route[OpenContext, Any]
 
@@ -243,20 +243,35 @@ async def read_leader(ctx: OpenContext, req: Request, f: NoFields) -> Response:
 
 
 async def seal(ctx: OpenContext, req: Request, f: NoFields) -> None:
-    """``sys/seal``: 204 on a sealed vault (nothing to do, no token needed, as in Vault); otherwise the
-    caller needs ``update`` and ``sudo`` on ``sys/seal``.
+    """``sys/seal``: 204 on a sealed node (nothing to do, no token needed, as in Vault); otherwise the
+    caller needs ``update`` and ``sudo`` on ``sys/seal``, and when it returns no worker of the node serves.
+
+    Under ``--workers`` the process that takes the call may hold no keys while its node does (it saw another
+    worker's rekey commit a moment before the new key reached it, possibly while checking this very token):
+    it then asks the supervisor (:meth:`Vault.seal_unless_node_unsealed`) instead of answering for a node
+    that would stay unsealed, and takes the node's key to check the token.
 
     Raises:
-        PermissionDenied: the token is missing, invalid or not allowed.
+        PermissionDenied: the token is missing, invalid or not allowed (the node is unsealed).
+        Sealed: the node's keys kept changing while this call looked (retry).
     """
-    if ctx.vault.sealed:
-        return
-    await ctx.require_sudo("sys/seal", "update", req.data)
+    vault = ctx.vault
+    for retry in (False, True):
+        if vault.sealed and await vault.seal_unless_node_unsealed():
+            return
+        try:
+            await ctx.require_sudo("sys/seal", "update", req.data)
+        except Sealed:
+            # The key went obsolete as the token was checked (a rekey committed in another worker or node):
+            # this process sealed itself; look at the node again, once.
+            if retry:
+                raise
+            continue
+        break
     # As in Vault, sealing ends a rekey or root-token generation in progress (their progress is in storage).
-    await subject_of(ctx.vault).end_ceremonies()
+    await subject_of(vault).end_ceremonies()
     # Every worker process of this node, not only the one that took the request (returns once sealed).
-    await ctx.vault.seal_node()
-    return
+    await vault.seal_node()
 
 
 async def step_down(ctx: OpenContext, req: Request, f: NoFields) -> None:
