@@ -123,6 +123,9 @@ async def populate(url: str, unseal_key: str, root_token: str, count: int, paths
                 if i % 1000 == 0:
                     rate = i / (time.monotonic() - started)
                     print(f"  {i:,} tenants ({rate:.0f}/s)", file=sys.stderr)
+            seconds = time.monotonic() - started
+            print(f"  {count - 1:,} more tenants created, initialised and unsealed in {seconds:.0f} s "
+                  f"({seconds / max(1, count - 1) * 1000:.1f} ms each)", file=sys.stderr)  # fmt: skip
             return Probe(created["auth"]["client_token"], data["user_token"], twice)
     finally:
         await node.close()
@@ -131,11 +134,8 @@ async def populate(url: str, unseal_key: str, root_token: str, count: int, paths
 def make_store(workdir: Path, name: str, count: int, paths: int) -> tuple[Server, Probe]:
     url = f"sqlite:///{workdir / name}.db"
     key, token = init_store(url, workdir / f"{name}-init")
-    started = time.monotonic()
+    print(f"  {name} store:", file=sys.stderr)
     probe = asyncio.run(populate(url, key, token, count, paths))
-    seconds = time.monotonic() - started
-    print(f"  {name}: {count:,} tenants created, initialised and unsealed in {seconds:.0f} s "
-          f"({seconds / count * 1000:.1f} ms each)", file=sys.stderr)  # fmt: skip
     return reopen(url, workdir / f"{name}-server", key, token), probe
 
 
