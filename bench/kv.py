@@ -29,30 +29,17 @@ from bench.harness import (
     LoadResult,
     OpenBao,
     RequestSpec,
-    ServerProcess,
     Summary,
-    free_port,
     interleave,
     ratio_table,
     run_load,
     summarize,
 )
+from bench.harness.strongroom import start_strongroom_dev
 
 TOKEN = "root"
 SECRET_1K = base64.b64encode(os.urandom(768)).decode()  # 1,024 characters
 WRITE_BODY = ('{"data":{"v":"' + SECRET_1K + '"}}').encode()
-
-
-def start_strongroom(workdir: Path) -> tuple[ServerProcess, str]:
-    """Start ``strongroom server --dev`` on SQLite in ``workdir``; return it and its address."""
-    port = free_port()
-    exe = str(Path(sys.executable).parent / "strongroom")
-    argv = [exe, "server", "--dev", "--dev-root-token-id", TOKEN, "--listen", f"127.0.0.1:{port}",
-            "--storage", f"sqlite:///{workdir / 'store.db'}", "--log-level", "warn"]
-    server = ServerProcess(argv, cwd=workdir, log_path=workdir / "strongroom.log").start()
-    addr = f"http://127.0.0.1:{port}"
-    server.wait_ready(addr + "/v1/sys/health", timeout_s=30, ok_statuses=[200])
-    return server, addr
 
 
 def seed(addr: str, token: str) -> None:
@@ -113,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     duration, rounds = (2.0, 1) if args.quick else (args.duration, args.rounds)
 
     with tempfile.TemporaryDirectory(prefix="bench-kv-") as tmp, OpenBao() as bao:
-        ours, addr = start_strongroom(Path(tmp))
+        ours, addr = start_strongroom_dev(Path(tmp), TOKEN)
         try:
             bao.enable_kv2("secret")
             seed(addr, TOKEN)

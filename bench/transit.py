@@ -35,14 +35,13 @@ from bench.harness import (
     LoadResult,
     OpenBao,
     RequestSpec,
-    ServerProcess,
     Summary,
-    free_port,
     interleave,
     ratio_table,
     run_load,
     summarize,
 )
+from bench.harness.strongroom import start_strongroom_dev
 
 TOKEN = "root"
 PLAINTEXT_1K = base64.b64encode(os.urandom(1024)).decode()
@@ -50,18 +49,6 @@ ENCRYPT_BODY = orjson.dumps({"plaintext": PLAINTEXT_1K})
 SIGN_BODY = orjson.dumps({"input": base64.b64encode(b"message to sign, 64 bytes long" * 2).decode()})
 BATCH_ITEMS = 1000
 BATCH_BODY = orjson.dumps({"batch_input": [{"plaintext": PLAINTEXT_1K} for _ in range(BATCH_ITEMS)]})
-
-
-def start_strongroom(workdir: Path) -> tuple[ServerProcess, str]:
-    """Start ``strongroom server --dev`` on SQLite in ``workdir``; return it and its address."""
-    port = free_port()
-    exe = str(Path(sys.executable).parent / "strongroom")
-    argv = [exe, "server", "--dev", "--dev-root-token-id", TOKEN, "--listen", f"127.0.0.1:{port}",
-            "--storage", f"sqlite:///{workdir / 'store.db'}", "--log-level", "warn"]
-    server = ServerProcess(argv, cwd=workdir, log_path=workdir / "strongroom.log").start()
-    addr = f"http://127.0.0.1:{port}"
-    server.wait_ready(addr + "/v1/sys/health", timeout_s=30, ok_statuses=[200])
-    return server, addr
 
 
 def setup_keys(addr: str, token: str, mount_transit: bool) -> None:
@@ -177,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     duration, rounds = (2.0, 1) if args.quick else (args.duration, args.rounds)
 
     with tempfile.TemporaryDirectory(prefix="bench-transit-") as tmp, OpenBao() as bao:
-        ours, addr = start_strongroom(Path(tmp))
+        ours, addr = start_strongroom_dev(Path(tmp), TOKEN)
         try:
             setup_keys(addr, TOKEN, mount_transit=True)
             bao.enable_transit("transit", key=None)

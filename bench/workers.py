@@ -37,28 +37,16 @@ from bench.harness import (
     client_label,
     cpu_seconds,
     descendants,
-    free_port,
     interleave,
     ratio_table,
     run_load,
     summarize,
 )
+from bench.harness.strongroom import start_strongroom_dev
 from bench.kv import seed
 from bench.transit import ENCRYPT_BODY, setup_keys
 
 TOKEN = "root"
-
-
-def start_strongroom(workdir: Path, workers: int, *extra: str) -> tuple[ServerProcess, str]:
-    """Start ``strongroom server --dev --workers N`` on SQLite in ``workdir``; return it and its address."""
-    port = free_port()
-    exe = str(Path(sys.executable).parent / "strongroom")
-    argv = [exe, "server", "--dev", "--dev-root-token-id", TOKEN, "--listen", f"127.0.0.1:{port}",
-            "--storage", f"sqlite:///{workdir / 'store.db'}", "--log-level", "warn", "--workers", str(workers), *extra]
-    server = ServerProcess(argv, cwd=workdir, log_path=workdir / "strongroom.log").start()
-    addr = f"http://127.0.0.1:{port}"
-    server.wait_ready(addr + "/v1/sys/health", timeout_s=60, ok_statuses=[200])
-    return server, addr
 
 
 def specs(addr: str, token: str) -> dict[str, RequestSpec]:
@@ -167,14 +155,14 @@ def main(argv: list[str] | None = None) -> None:
         dirs = [Path(tmp) / name for name in ("one", "two", "shared")]
         for d in dirs:
             d.mkdir()
-        one, one_addr = start_strongroom(dirs[0], 1)
+        one, one_addr = start_strongroom_dev(dirs[0], TOKEN, "--workers", "1")
         two: ServerProcess | None = None
         shared: ServerProcess | None = None
         try:
-            two, two_addr = start_strongroom(dirs[1], 2)
+            two, two_addr = start_strongroom_dev(dirs[1], TOKEN, "--workers", "2")
             addrs = [one_addr, two_addr]
             if args.shared_listener:
-                shared, shared_addr = start_strongroom(dirs[2], 2, "--shared-listener")
+                shared, shared_addr = start_strongroom_dev(dirs[2], TOKEN, "--workers", "2", "--shared-listener")
                 addrs.append(shared_addr)
             for addr in addrs:
                 setup_keys(addr, TOKEN, mount_transit=True)
