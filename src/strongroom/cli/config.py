@@ -90,6 +90,9 @@ class ServerConfig:
     disable_mlock: bool = False
     workers: int | None = None
     """Worker processes (``--workers``; default 1: one process, no supervisor). See docs/operations/workers.md."""
+    unseal_expiry: int | None = None
+    """Seconds after which an unfinished unseal, rekey or generate-root ceremony is forgotten (``--unseal-expiry``;
+    default: never, as Vault)."""
     source: str | None = None
     """The file this came from, for messages."""
     warnings: tuple[str, ...] = ()
@@ -275,7 +278,9 @@ def parse_config(text: str, source: str = "<config>") -> ServerConfig:
     values["disable_mlock"] = bool(_bool(tree.get("disable_mlock"), f"{source}: disable_mlock"))
     values["log_level"] = _log_level(tree.get("log_level"), f"{source}: log_level")
     values["workers"] = _int(tree.get("workers"), f"{source}: workers")
-    known = {"storage", "backend", "listener", "seal", "api_addr", "ui", "disable_mlock", "log_level", "workers"}
+    values["unseal_expiry"] = _duration(tree.get("unseal_expiry"), f"{source}: unseal_expiry")
+    known = {"storage", "backend", "listener", "seal", "api_addr", "ui", "disable_mlock", "log_level", "workers",
+             "unseal_expiry"}
     for key in sorted(set(tree) - known):
         if key in _IGNORED_TOP:
             warnings.append(f"{source}: {key} is not used by strongroom; ignored")
@@ -324,6 +329,26 @@ def _listener(block_type: str, body: dict[str, Any], where: str, warnings: list[
     }
 
 
+MAX_UNSEAL_EXPIRY = 7 * 24 * 3600
+"""A week: longer than any ceremony, short enough that forgotten shares do not linger."""
+
+
+def _duration(value: Any, what: str) -> int | None:
+    """A Vault-style duration (``"10m"``, ``600``) in whole seconds, or ``None`` when absent.
+
+    Raises:
+        InvalidRequest: not a duration.
+    """
+    if value is None:
+        return None
+    from strongroom.engines.fields import parse_duration
+
+    try:
+        return parse_duration(value, what)
+    except InvalidRequest:
+        raise InvalidRequest(f"{what} must be a duration such as \"10m\" or 600, not {value!r:.40}") from None
+
+
 def _log_level(value: Any, what: str) -> str | None:
     level = _string(value, what)
     if level is None:
@@ -342,6 +367,10 @@ def _checked(config: ServerConfig) -> ServerConfig:
         raise InvalidRequest(f"{where}: tls_cert_file and tls_key_file must be given together")
     if config.workers is not None and not 1 <= config.workers <= MAX_WORKERS:
         raise InvalidRequest(f"{where}: workers must be between 1 and {MAX_WORKERS}, not {config.workers}")
+    if config.unseal_expiry is not None and not 1 <= config.unseal_expiry <= MAX_UNSEAL_EXPIRY:
+        raise InvalidRequest(
+            f"{where}: unseal_expiry must be between 1s and {MAX_UNSEAL_EXPIRY}s, not {config.unseal_expiry}s"
+        )
     return config
 
 
@@ -379,4 +408,6 @@ def merge_flags(config: ServerConfig, **flags: Any) -> ServerConfig:
         given["tls_disable"] = False
     if "log_level" in given:
         given["log_level"] = _log_level(given["log_level"], "--log-level")
+    if "unseal_expiry" in given:
+        given["unseal_expiry"] = _duration(given["unseal_expiry"], "--unseal-expiry")
     return _checked(dataclasses.replace(config, **given))

@@ -60,6 +60,8 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--dev-root-token-id", help="fixed root token for dev mode")
     p.add_argument("--workers", type=int, help="worker processes sharing the listener (default 1)")
+    p.add_argument("--unseal-expiry", metavar="DURATION",
+                   help="forget an unfinished unseal/rekey/generate-root ceremony after this long (e.g. 10m)")
     # Tests and benchmarks: name the serving process in an X-Strongroom-Worker header; with --workers,
     # one listening socket shared by all workers instead of one per worker (docs/operations/workers.md).
     p.add_argument("--debug-worker-header", action="store_true", help=argparse.SUPPRESS)
@@ -80,6 +82,7 @@ def resolve(args: argparse.Namespace) -> ServerConfig:
         log_level=args.log_level,
         max_request_size=args.max_request_size,
         workers=args.workers,
+        unseal_expiry=args.unseal_expiry,
     )
 
 
@@ -127,6 +130,7 @@ def node_settings(config: ServerConfig, dev: bool) -> NodeSettings:
         max_request_bytes=config.max_request_size or 32 * 1024 * 1024,
         dev=dev,
         unauthenticated_rekey=not config.disable_unauthed_rekey_endpoints,
+        unseal_expiry_seconds=float(config.unseal_expiry) if config.unseal_expiry else None,
     )
 
 
