@@ -35,6 +35,9 @@ from strongroom.storage.subspace import namespace
 RESERVED = ("sys", "auth", "cubbyhole", "identity", "root", "audit")
 """Segments no namespace may be named: they would shadow the system paths of the parent."""
 MAX_SEGMENT_BYTES = 64
+MAX_DEPTH = 32
+"""Segments of a namespace path at most: every request into a namespace reads records at each level of its
+chain, so an unbounded depth would let one tenant make every request into its subtree arbitrarily costly."""
 ID_BYTES = 16
 ACCESSOR_CHARS = 6
 """OpenBao's accessor (``id`` on the wire) is 6 base62 characters."""
@@ -102,7 +105,8 @@ def split_path(path: str) -> list[str]:
     """Return the checked segments of a (canonical or not) namespace path; ``[]`` for the root.
 
     Raises:
-        InvalidRequest: a segment breaks the rules (see :func:`check_segment`).
+        InvalidRequest: a segment breaks the rules (see :func:`check_segment`), or there are more than
+            :data:`MAX_DEPTH` segments.
     """
     return list(_split_checked(path))
 
@@ -115,6 +119,9 @@ def _split_checked(path: str) -> tuple[str, ...]:
         return ()
     if path.endswith("/"):
         path = path[:-1]
+    if path.count("/") >= MAX_DEPTH:
+        # Before the per-character checks: an overlong header costs one count, not a scan of every segment.
+        raise InvalidRequest(f"namespaces cannot be nested more than {MAX_DEPTH} deep")
     segments = tuple(path.split("/"))
     for segment in segments:
         check_segment(segment)

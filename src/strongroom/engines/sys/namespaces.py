@@ -23,6 +23,7 @@ from strongroom.core.namespace import NamespaceKeys
 from strongroom.core.namespace_purge import schedule_purge
 from strongroom.core.namespace_tree import Level
 from strongroom.core.namespaces import (
+    MAX_DEPTH,
     NamespaceEntry,
     NamespaceTable,
     canonical,
@@ -153,13 +154,15 @@ async def write_namespace(ctx: Context, req: Request, f: WriteFields) -> Respons
         updated = dataclasses.replace(existing, custom_metadata=metadata)
         await NamespaceTable(ctx.tx, ctx.keys).put(name, updated)
         return Response(data=updated.describe())
+    level = await this_level(ctx, req)
+    if level.path.count("/") >= MAX_DEPTH:  # checked before a seal's shares are made
+        raise InvalidRequest(f"namespaces cannot be nested more than {MAX_DEPTH} deep")
     prepared = None
     if sealable and f.initialize:
         request = InitRequest(shares, threshold, tuple(f.pgp_keys))
         prepared = prepare_init(request, error_prefix=SEAL_CONFIG_PREFIX)
     elif sealable and (shares or threshold or f.pgp_keys):
         raise InvalidRequest("shares, threshold and pgp_keys are chosen by sys/init when initialize is false")
-    level = await this_level(ctx, req)
     mounts = await load_table(ctx.tx, ctx.keys)
     for mount in mounts.by_kind("secret"):
         if mount.path.split("/", 1)[0] == name:
