@@ -18,24 +18,20 @@ from __future__ import annotations
 import argparse
 import base64
 import os
-import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
 from bench.harness import (
-    LoadResult,
     OpenBao,
     RequestSpec,
     Summary,
     interleave,
     ratio_table,
-    run_load,
     summarize,
 )
-from bench.harness.strongroom import start_strongroom_dev
+from bench.harness.strongroom import load_runner, start_strongroom_dev
 
 TOKEN = "root"
 SECRET_1K = base64.b64encode(os.urandom(768)).decode()  # 1,024 characters
@@ -58,16 +54,6 @@ def specs(addr: str, token: str) -> dict[str, RequestSpec]:
         "write": RequestSpec(addr, method="POST", headers={**headers, "Content-Type": "application/json"},
                              body=WRITE_BODY, path_template="/v1/secret/data/{run}/t{thread}/k{n}"),
     }
-
-
-def runner(spec: RequestSpec, pid: int, concurrency: int, duration: float) -> Callable[[int], LoadResult]:
-    def run(_round: int) -> LoadResult:
-        result = run_load(spec, concurrency, duration, server_pid=pid, warmup_s=1)
-        if result.error_count:
-            print(f"  warning: {result.error_count} errors in {spec.path or spec.path_template}", file=sys.stderr)
-        return result
-
-    return run
 
 
 def report(concurrency: int, summaries: dict[str, Summary]) -> None:
@@ -110,11 +96,11 @@ def main(argv: list[str] | None = None) -> None:
                   f"(pebbledb); {rounds} interleaved rounds of {duration:.0f} s; load: wrk -t1 on the same cores")
             for c in args.concurrency:
                 variants = {
-                    "ours baseline": runner(mine["baseline"], ours.pid, c, duration),
-                    "ours kv read": runner(mine["read"], ours.pid, c, duration),
-                    "openbao kv read": runner(theirs["read"], bao.pid, c, duration),
-                    "ours kv write": runner(mine["write"], ours.pid, c, duration),
-                    "openbao kv write": runner(theirs["write"], bao.pid, c, duration),
+                    "ours baseline": load_runner(mine["baseline"], ours.pid, c, duration),
+                    "ours kv read": load_runner(mine["read"], ours.pid, c, duration),
+                    "openbao kv read": load_runner(theirs["read"], bao.pid, c, duration),
+                    "ours kv write": load_runner(mine["write"], ours.pid, c, duration),
+                    "openbao kv write": load_runner(theirs["write"], bao.pid, c, duration),
                 }
                 results = interleave(variants, rounds)
                 report(c, {name: summarize(name, rs) for name, rs in results.items()})

@@ -21,10 +21,8 @@ from __future__ import annotations
 import argparse
 import base64
 import os
-import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -32,16 +30,14 @@ import orjson
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from bench.harness import (
-    LoadResult,
     OpenBao,
     RequestSpec,
     Summary,
     interleave,
     ratio_table,
-    run_load,
     summarize,
 )
-from bench.harness.strongroom import start_strongroom_dev
+from bench.harness.strongroom import load_runner, start_strongroom_dev
 
 TOKEN = "root"
 PLAINTEXT_1K = base64.b64encode(os.urandom(1024)).decode()
@@ -76,16 +72,6 @@ def specs(addr: str, token: str) -> dict[str, RequestSpec]:
         "hmac": RequestSpec(addr, "/v1/transit/hmac/mac/sha2-256", "POST", headers, SIGN_BODY),
         "batch": RequestSpec(addr, "/v1/transit/encrypt/aes", "POST", headers, BATCH_BODY),
     }
-
-
-def runner(spec: RequestSpec, pid: int, concurrency: int, duration: float) -> Callable[[int], LoadResult]:
-    def run(_round: int) -> LoadResult:
-        result = run_load(spec, concurrency, duration, server_pid=pid, warmup_s=1)
-        if result.error_count:
-            print(f"  warning: {result.error_count} errors in {spec.path}", file=sys.stderr)
-        return result
-
-    return run
 
 
 def unavoidable_loop_us_per_item(rounds: int = 5) -> float:
@@ -174,20 +160,20 @@ def main(argv: list[str] | None = None) -> None:
                   f"{rounds} interleaved rounds of {duration:.0f} s; load generator on the same 2 cores")
             for c in args.concurrency:
                 variants = {
-                    "ours baseline": runner(mine["baseline"], ours.pid, c, duration),
-                    "ours encrypt": runner(mine["encrypt"], ours.pid, c, duration),
-                    "openbao encrypt": runner(theirs["encrypt"], bao.pid, c, duration),
-                    "ours sign": runner(mine["sign"], ours.pid, c, duration),
-                    "openbao sign": runner(theirs["sign"], bao.pid, c, duration),
-                    "ours hmac": runner(mine["hmac"], ours.pid, c, duration),
-                    "openbao hmac": runner(theirs["hmac"], bao.pid, c, duration),
+                    "ours baseline": load_runner(mine["baseline"], ours.pid, c, duration),
+                    "ours encrypt": load_runner(mine["encrypt"], ours.pid, c, duration),
+                    "openbao encrypt": load_runner(theirs["encrypt"], bao.pid, c, duration),
+                    "ours sign": load_runner(mine["sign"], ours.pid, c, duration),
+                    "openbao sign": load_runner(theirs["sign"], bao.pid, c, duration),
+                    "ours hmac": load_runner(mine["hmac"], ours.pid, c, duration),
+                    "openbao hmac": load_runner(theirs["hmac"], bao.pid, c, duration),
                 }
                 results = interleave(variants, rounds)
                 report(c, {name: summarize(name, rs) for name, rs in results.items()})
             if not args.skip_batch:
                 variants = {
-                    "ours batch": runner(mine["batch"], ours.pid, 1, duration),
-                    "openbao batch": runner(theirs["batch"], bao.pid, 1, duration),
+                    "ours batch": load_runner(mine["batch"], ours.pid, 1, duration),
+                    "openbao batch": load_runner(theirs["batch"], bao.pid, 1, duration),
                 }
                 results = interleave(variants, rounds)
                 report_batch({name: summarize(name, rs) for name, rs in results.items()},

@@ -1,10 +1,12 @@
-"""Start our own server for a benchmark: ``strongroom server --dev`` on SQLite in a work directory."""
+"""Our own server in a benchmark: start ``strongroom server --dev`` on SQLite, and run load rounds against it."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+from .load import LoadResult, RequestSpec, run_load
 from .proc import ServerProcess, free_port
 
 
@@ -21,3 +23,15 @@ def start_strongroom_dev(workdir: Path, token: str, *extra: str, timeout_s: floa
     addr = f"http://127.0.0.1:{port}"
     server.wait_ready(addr + "/v1/sys/health", timeout_s=timeout_s, ok_statuses=[200])
     return server, addr
+
+
+def load_runner(spec: RequestSpec, pid: int, concurrency: int, duration: float) -> Callable[[int], LoadResult]:
+    """A round function for :func:`interleave`: one ``run_load`` of ``spec``, warning on stderr about errors."""
+
+    def run(_round: int) -> LoadResult:
+        result = run_load(spec, concurrency, duration, server_pid=pid, warmup_s=1)
+        if result.error_count:
+            print(f"  warning: {result.error_count} errors in {spec.path or spec.path_template}", file=sys.stderr)
+        return result
+
+    return run
